@@ -1,0 +1,96 @@
+"""The model registry: architecture name -> functional builder ``build(input_shape, num_classes)``.
+
+Models take float32 images in [0, 1] of shape (28, 28, 1) and output softmax
+probabilities over the 10 digits. Augmentation is *not* part of these graphs: it
+runs in the tf.data input pipeline, so the saved model is the inference model.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import keras
+from keras import layers
+
+
+def build_seed_model(input_shape, num_classes):
+    """The seeds' small CNN, exactly: the baseline every preset is compared to."""
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = layers.Conv2D(32, kernel_size=(3, 3), activation="relu")(inputs)
+    x = layers.MaxPooling2D(pool_size=(2, 2))(x)
+    x = layers.Conv2D(64, kernel_size=(3, 3), activation="relu")(x)
+    x = layers.MaxPooling2D(pool_size=(2, 2))(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(128, activation="relu")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="seed")
+
+
+def _conv_bn(x, filters, kernel_size, strides=1, padding="same"):
+    x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.Activation("relu")(x)
+
+
+def build_compact_model(input_shape, num_classes):
+    """A small batch-normalised conv net with strided downsampling: strong yet quick on a CPU."""
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = _conv_bn(inputs, 32, 3)
+    x = _conv_bn(x, 32, 3)
+    x = _conv_bn(x, 32, 5, strides=2)  # 14x14
+    x = layers.Dropout(0.25)(x)
+    x = _conv_bn(x, 64, 3)
+    x = _conv_bn(x, 64, 5, strides=2)  # 7x7
+    x = layers.Dropout(0.25)(x)
+    x = _conv_bn(x, 128, 3, padding="valid")  # 5x5
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.3)(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="compact")
+
+
+def build_deotte_model(input_shape, num_classes):
+    """Deotte's "How to choose CNN architecture" best net: 32C3-32C3-32C5S2-64C3-64C3-64C5S2-128C4,
+    batch norm after every conv, 40% dropout after each block."""
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = _conv_bn(inputs, 32, 3, padding="valid")
+    x = _conv_bn(x, 32, 3, padding="valid")
+    x = _conv_bn(x, 32, 5, strides=2)
+    x = layers.Dropout(0.4)(x)
+    x = _conv_bn(x, 64, 3, padding="valid")
+    x = _conv_bn(x, 64, 3, padding="valid")
+    x = _conv_bn(x, 64, 5, strides=2)
+    x = layers.Dropout(0.4)(x)
+    x = _conv_bn(x, 128, 4, padding="valid")
+    x = layers.Flatten()(x)
+    x = layers.Dropout(0.4)(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="deotte")
+
+
+MODEL_BUILDERS: dict[str, Callable] = {
+    "seed": build_seed_model,
+    "compact": build_compact_model,
+    "deotte": build_deotte_model,
+}
+
+
+def build_model(architecture: str, input_shape, num_classes):
+    """Build a registered architecture by name."""
+    if architecture not in MODEL_BUILDERS:
+        raise ValueError(f"unknown architecture '{architecture}', choose from {', '.join(MODEL_BUILDERS)}")
+    return MODEL_BUILDERS[architecture](tuple(input_shape), num_classes)
+
+
+def count_flops(model) -> int:
+    """Multiply-accumulates x 2 of one forward pass for conv and dense layers (an estimate)."""
+    flops = 0
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2D):
+            kernel_h, kernel_w = layer.kernel_size
+            in_channels = layer.input.shape[-1]
+            out_h, out_w, out_channels = layer.output.shape[1:]
+            flops += 2 * out_h * out_w * out_channels * kernel_h * kernel_w * in_channels
+        elif isinstance(layer, layers.Dense):
+            flops += 2 * layer.input.shape[-1] * layer.units
+    return int(flops)

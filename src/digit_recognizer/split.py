@@ -1,0 +1,73 @@
+"""Stratified holdout split and K stratified folds, made once and written to a file.
+
+Every experiment with the same seed (and the same train.csv) reuses the same
+rows, so scores are comparable (Thakur's ``train_folds.csv``). A fold file has
+one row per train row: ``row,fold``; for a holdout split fold 0 is the
+validation part and fold -1 the training part.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from digit_recognizer.atomic import atomic_open
+
+HOLDOUT_TRAIN = -1
+
+
+def holdout_file(splits_dir: Path, fraction: float, seed: int, fingerprint: str) -> Path:
+    return Path(splits_dir) / f"holdout-{fraction:g}-seed{seed}-{fingerprint}.csv"
+
+
+def folds_file(splits_dir: Path, num_folds: int, seed: int, fingerprint: str) -> Path:
+    return Path(splits_dir) / f"folds-k{num_folds}-seed{seed}-{fingerprint}.csv"
+
+
+def make_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Fold id per row: 0 for the stratified validation part, -1 for training."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"holdout fraction must be between 0 and 1, got {fraction}")
+    rows = np.arange(len(labels))
+    _, valid_rows = train_test_split(rows, test_size=fraction, stratify=labels, random_state=seed)
+    folds = np.full(len(labels), HOLDOUT_TRAIN, dtype=np.int64)
+    folds[valid_rows] = 0
+    return folds
+
+
+def make_folds(labels: np.ndarray, num_folds: int, seed: int) -> np.ndarray:
+    """Fold id 0..K-1 per row from scikit-learn's StratifiedKFold (shuffled)."""
+    if num_folds < 2:
+        raise ValueError(f"number of folds must be at least 2, got {num_folds}")
+    folds = np.empty(len(labels), dtype=np.int64)
+    splitter = StratifiedKFold(n_splits=num_folds, shuffle=True, random_state=seed)
+    for fold, (_, valid_rows) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
+        folds[valid_rows] = fold
+    return folds
+
+
+def load_or_make(path: Path, labels: np.ndarray, make) -> np.ndarray:
+    """Read the fold file if it matches these labels; otherwise make it once and write it."""
+    path = Path(path)
+    if path.exists():
+        try:
+            frame = pd.read_csv(path)
+            if list(frame.columns) == ["row", "fold"] and len(frame) == len(labels) and (frame["row"].to_numpy() == np.arange(len(labels))).all():
+                return frame["fold"].to_numpy(dtype=np.int64)
+        except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+            pass
+    folds = make()
+    with atomic_open(path, "w", newline="") as handle:
+        pd.DataFrame({"row": np.arange(len(labels)), "fold": folds}).to_csv(handle, index=False)
+    return folds
+
+
+def holdout_folds(splits_dir: Path, labels: np.ndarray, fraction: float, seed: int, fingerprint: str) -> np.ndarray:
+    return load_or_make(holdout_file(splits_dir, fraction, seed, fingerprint), labels, lambda: make_holdout(labels, fraction, seed))
+
+
+def kfold_folds(splits_dir: Path, labels: np.ndarray, num_folds: int, seed: int, fingerprint: str) -> np.ndarray:
+    return load_or_make(folds_file(splits_dir, num_folds, seed, fingerprint), labels, lambda: make_folds(labels, num_folds, seed))

@@ -1,0 +1,285 @@
+"""Train an experiment: holdout or K-fold, with Keras callbacks for resume and logging.
+
+Outputs, all under ``models/<experiment>/`` and each written atomically:
+
+- ``config.json``            the :class:`ExperimentConfig` plus data fingerprint and split file
+- ``member-<k>.keras``       one model per fold (``member-0`` for a holdout split)
+- ``history-<k>.csv``        per-epoch loss/accuracy (train and validation)
+- ``valid-<k>.npz``          validation rows, labels and predicted probabilities of member k
+- ``oof.npz``                all validation predictions together (out-of-fold with ``--cv``)
+- ``full.keras``             with ``--full-train``: a model retrained on every row
+- ``metrics.json``           scores, timings; written last, so its presence means "complete"
+
+A killed run resumes: finished members are skipped, and the member in progress
+restarts from its last completed epoch (``keras.callbacks.BackupAndRestore``).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from digit_recognizer import split
+from digit_recognizer.atomic import atomic_path, write_json
+from digit_recognizer.config import Competition, ExperimentConfig, Paths
+from digit_recognizer.data import Dataset, load_train
+from digit_recognizer.errors import UserError
+
+FULL_MEMBER = "full"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    experiment_dir: Path
+    metrics: dict
+
+
+def member_model_file(experiment_dir: Path, member) -> Path:
+    return Path(experiment_dir) / f"member-{member}.keras" if member != FULL_MEMBER else Path(experiment_dir) / "full.keras"
+
+
+def subset_rows(labels: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
+    """A stratified subset of row indices (all rows when ``max_rows`` is 0 or too large)."""
+    if not max_rows or max_rows >= len(labels):
+        return np.arange(len(labels))
+    from sklearn.model_selection import train_test_split
+
+    rows, _ = train_test_split(np.arange(len(labels)), train_size=max_rows, stratify=labels, random_state=seed)
+    return np.sort(rows)
+
+
+def make_dataset(images, labels, batch_size: int, num_classes: int, shuffle: bool = False, augment: bool = False, seed: int = 0):
+    """uint8 images -> batched float32 [0, 1] tf.data pipeline with one-hot labels.
+
+    Augmentation (small rotation, zoom and shift, zero fill, never flips) runs here
+    on whole batches, off the model graph, so the saved model is the plain classifier.
+    """
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels) if labels is not None else images)
+    if shuffle:
+        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
+
+    def to_float(x, y=None):
+        x = tf.cast(x, tf.float32) / 255.0
+        return x if y is None else (x, tf.one_hot(y, num_classes))
+
+    dataset = dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    if augment:
+        augmenter = build_augmenter(seed)
+        dataset = dataset.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def build_augmenter(seed: int = 0, rotation_degrees: float = 10.0, zoom: float = 0.1, shift: float = 0.1):
+    """Keras preprocessing layers for on-the-fly augmentation (constant zero fill, no flips)."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential(
+        [
+            layers.RandomRotation(rotation_degrees / 360.0, fill_mode="constant", fill_value=0.0, seed=seed),
+            layers.RandomZoom(zoom, fill_mode="constant", fill_value=0.0, seed=seed + 1),
+            layers.RandomTranslation(shift, shift, fill_mode="constant", fill_value=0.0, seed=seed + 2),
+        ],
+        name="augmentation",
+    )
+
+
+def choose_strategy(devices: list[str] | None = None):
+    """MirroredStrategy when more than one GPU is visible (or ``devices`` names several), else the default."""
+    import tensorflow as tf
+
+    if devices and len(devices) > 1:
+        return tf.distribute.MirroredStrategy(devices=devices)
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy(devices=[gpu.name for gpu in gpus])
+    return tf.distribute.get_strategy()
+
+
+def compile_model(model, config: ExperimentConfig, steps_per_epoch: int):
+    import keras
+
+    if config.schedule == "cosine":
+        total_steps = max(1, config.epochs * steps_per_epoch)
+        warmup_steps = min(steps_per_epoch, total_steps // 5)
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=config.learning_rate / 10,
+            decay_steps=max(1, total_steps - warmup_steps),
+            alpha=0.0,
+            warmup_target=config.learning_rate,
+            warmup_steps=warmup_steps,
+        )
+    elif config.schedule == "constant":
+        learning_rate = config.learning_rate
+    else:
+        raise ValueError(f"unknown schedule '{config.schedule}'")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+class _Throughput:
+    """Wall-clock seconds spent in ``fit`` and images seen."""
+
+    def __init__(self):
+        self.seconds = 0.0
+        self.images = 0
+
+
+def train_member(config: ExperimentConfig, competition: Competition, experiment_dir: Path, member, train_images, train_labels,
+                 valid_images=None, valid_labels=None, verbose: int = 1, devices: list[str] | None = None, throughput: _Throughput | None = None):
+    """Train one model (a fold, the holdout model or the full-data model) with resume support; save it atomically."""
+    import keras
+
+    keras.utils.set_random_seed(config.seed + (0 if member == FULL_MEMBER else int(member)))
+    strategy = choose_strategy(devices)
+    batch_size = config.batch_size
+    steps_per_epoch = math.ceil(len(train_images) / batch_size)
+    train_data = make_dataset(train_images, train_labels, batch_size, competition.num_classes, shuffle=True, augment=config.augment, seed=config.seed)
+    valid_data = None
+    if valid_images is not None:
+        valid_data = make_dataset(valid_images, valid_labels, 512, competition.num_classes)
+
+    with strategy.scope():
+        from digit_recognizer.models import build_model
+
+        model = build_model(config.architecture, competition.image_shape, competition.num_classes)
+        compile_model(model, config, steps_per_epoch)
+
+    backup_dir = Path(experiment_dir) / f"backup-{member}"
+    history_file = Path(experiment_dir) / f"history-{member}.csv"
+    if not backup_dir.exists() and history_file.exists():
+        history_file.unlink()  # a stale log from a run that never reached its first backup
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup_dir), save_freq="epoch", delete_checkpoint=True),
+        keras.callbacks.CSVLogger(str(history_file), append=True),
+    ]
+    if config.patience and valid_data is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience, restore_best_weights=True))
+    started = time.perf_counter()
+    history = model.fit(train_data, validation_data=valid_data, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
+    if throughput is not None:
+        throughput.seconds += time.perf_counter() - started
+        throughput.images += len(train_images) * len(history.epoch)
+    with atomic_path(member_model_file(experiment_dir, member)) as tmp:
+        model.save(tmp)
+    return model
+
+
+def predict_probabilities(model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    from digit_recognizer.data import to_float
+
+    probabilities = []
+    for start in range(0, len(images), batch_size):
+        probabilities.append(np.asarray(model(to_float(images[start:start + batch_size]), training=False)))
+    return np.concatenate(probabilities).astype(np.float32) if probabilities else np.zeros((0, 10), np.float32)
+
+
+def _save_npz(path: Path, **arrays) -> None:
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **arrays)
+
+
+def prepare_experiment_dir(paths: Paths, config: ExperimentConfig, fingerprint: str, split_file: Path) -> Path:
+    """Create models/<name>/ with config.json, or check an existing one is the same run (then it resumes)."""
+    import json
+
+    experiment_dir = paths.experiment_dir(config.name)
+    config_file = experiment_dir / "config.json"
+    record = {"config": config.to_dict(), "data_fingerprint": fingerprint, "split_file": str(split_file.relative_to(paths.root)) if split_file.is_relative_to(paths.root) else str(split_file)}
+    if config_file.exists():
+        try:
+            existing = json.loads(config_file.read_text(encoding="utf-8"))
+        except ValueError:
+            existing = None
+        if existing is not None and (existing.get("config") != record["config"] or existing.get("data_fingerprint") != fingerprint):
+            raise UserError(f"experiment '{config.name}' already exists with other settings or data ({config_file}); choose another --name")
+        if (experiment_dir / "metrics.json").exists():
+            raise UserError(f"experiment '{config.name}' is already trained ({experiment_dir}); choose another --name or run `digit-recognizer predict --experiment {config.name}`")
+    write_json(config_file, record)
+    return experiment_dir
+
+
+def train_experiment(config: ExperimentConfig, paths: Paths, competition: Competition, verbose: int = 1,
+                     devices: list[str] | None = None, dataset: Dataset | None = None, log=print) -> TrainResult:
+    """Train every member of an experiment, then score the holdout / out-of-fold predictions."""
+    dataset = dataset if dataset is not None else load_train(paths, competition)
+    rows = subset_rows(dataset.labels, config.max_rows, config.seed)
+    images, labels = dataset.images[rows], dataset.labels[rows]
+    fingerprint = dataset.fingerprint if len(rows) == len(dataset) else f"{dataset.fingerprint}-n{len(rows)}"
+    if config.cv:
+        folds = split.kfold_folds(paths.splits, labels, config.cv, config.seed, fingerprint)
+        split_file = split.folds_file(paths.splits, config.cv, config.seed, fingerprint)
+    else:
+        folds = split.holdout_folds(paths.splits, labels, config.holdout, config.seed, fingerprint)
+        split_file = split.holdout_file(paths.splits, config.holdout, config.seed, fingerprint)
+    experiment_dir = prepare_experiment_dir(paths, config, fingerprint, split_file)
+    throughput = _Throughput()
+    started = time.perf_counter()
+    oof_probabilities = np.zeros((len(labels), competition.num_classes), dtype=np.float32)
+    validated = np.zeros(len(labels), dtype=bool)
+    fold_accuracies = []
+    for member in range(config.num_members):
+        valid_mask = folds == member
+        valid_file = experiment_dir / f"valid-{member}.npz"
+        if member_model_file(experiment_dir, member).exists() and valid_file.exists():
+            log(f"member {member + 1}/{config.num_members}: already trained, skipping")
+        else:
+            if config.num_members > 1:
+                log(f"fold {member + 1}/{config.num_members}: training on {int((~valid_mask).sum())} rows, validating on {int(valid_mask.sum())}")
+            else:
+                log(f"training {config.architecture} on {int((~valid_mask).sum())} rows, validating on {int(valid_mask.sum())} (holdout {config.holdout:g})")
+            model = train_member(config, competition, experiment_dir, member, images[~valid_mask], labels[~valid_mask],
+                                 images[valid_mask], labels[valid_mask], verbose=verbose, devices=devices, throughput=throughput)
+            probabilities = predict_probabilities(model, images[valid_mask])
+            _save_npz(valid_file, rows=rows[valid_mask], labels=labels[valid_mask], probabilities=probabilities)
+            shutil.rmtree(experiment_dir / f"backup-{member}", ignore_errors=True)
+        with np.load(valid_file, allow_pickle=False) as saved:
+            member_probabilities = saved["probabilities"]
+        oof_probabilities[valid_mask] = member_probabilities
+        validated[valid_mask] = True
+        accuracy = float((member_probabilities.argmax(1) == labels[valid_mask]).mean())
+        fold_accuracies.append(accuracy)
+        log(f"member {member + 1}/{config.num_members}: validation accuracy {accuracy:.5f}")
+    _save_npz(experiment_dir / "oof.npz", rows=rows[validated], labels=labels[validated], probabilities=oof_probabilities[validated],
+              folds=folds[validated])
+    score = float((oof_probabilities[validated].argmax(1) == labels[validated]).mean())
+    if config.full_train:
+        if member_model_file(experiment_dir, FULL_MEMBER).exists():
+            log("full-data model: already trained, skipping")
+        else:
+            log(f"retraining on all {len(labels)} rows for {config.epochs} epochs (--full-train)")
+            train_member(config, competition, experiment_dir, FULL_MEMBER, images, labels, verbose=verbose, devices=devices, throughput=throughput)
+            shutil.rmtree(experiment_dir / f"backup-{FULL_MEMBER}", ignore_errors=True)
+    elapsed = time.perf_counter() - started
+    metrics = {
+        "experiment": config.name,
+        "preset": config.preset,
+        "architecture": config.architecture,
+        "seed": config.seed,
+        "validation": f"oof-{config.cv}fold" if config.cv else f"holdout-{config.holdout:g}",
+        "score": score,
+        "holdout_accuracy": None if config.cv else score,
+        "oof_accuracy": score if config.cv else None,
+        "fold_accuracies": fold_accuracies if config.cv else None,
+        "validation_rows": int(validated.sum()),
+        "train_rows": int(len(labels)),
+        "train_seconds": round(elapsed, 2),
+        "fit_seconds": round(throughput.seconds, 2),
+        "images_per_second": round(throughput.images / throughput.seconds, 1) if throughput.seconds else None,
+        "members": [member_model_file(experiment_dir, FULL_MEMBER).name] if config.full_train else [member_model_file(experiment_dir, m).name for m in range(config.num_members)],
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    write_json(experiment_dir / "metrics.json", metrics)
+    return TrainResult(experiment_dir, metrics)
