@@ -219,6 +219,9 @@ def run_prediction(paths, competition, experiment=None, tta=False):
     _say(f"predicted {len(prediction.probabilities)} test images with {prediction.experiment}")
     _say(f"submission: {prediction.submission}")
     _say(f"latest:     {prediction.latest}")
+    module = _optional_module("digit_recognizer.cli_report")
+    if module is not None and hasattr(module, "after_prediction"):
+        module.after_prediction(prediction, paths, competition, say=_say)
     return prediction
 
 

@@ -118,6 +118,9 @@ class Paths:
 
     root: Path
 
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
     @property
     def inputs(self) -> Path:
         return self.root / "inputs"

@@ -3,6 +3,16 @@
 Every change is read-modify-write under an exclusive file lock (``fcntl``) and
 written atomically, so two processes appending at once lose no row and a
 killed process never leaves a half-written file.
+
+Ordering ("best first"): by the validation ``score`` (holdout or out-of-fold
+accuracy), which every row has and which is what you choose a submission by;
+ties are broken by the local answer-key score, then the Kaggle public score.
+The Kaggle public score is not the default key because only submitted
+experiments have one (and it is measured on a different, smaller set), so
+ranking by it would put every unsubmitted experiment last whatever its
+quality; ask for it explicitly with ``sorted_rows(path, by="kaggle")``
+(``digit-recognizer leaderboard --by kaggle``). Rows missing the chosen value
+sort last, in their file order.
 """
 
 from __future__ import annotations
@@ -11,10 +21,12 @@ import contextlib
 import csv
 import fcntl
 import io
+import math
 from pathlib import Path
 from typing import Callable, Iterator
 
 from digit_recognizer.atomic import write_text
+from digit_recognizer.errors import UserError
 
 COLUMNS = (
     "experiment", "preset", "architecture", "seed", "validation", "score", "local_key_score",
@@ -40,8 +52,11 @@ def read_rows(path: Path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         return []
-    with open(path, newline="", encoding="utf-8") as handle:
-        return [{column: row.get(column) or "" for column in COLUMNS} for row in csv.DictReader(handle)]
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            return [{column: row.get(column) or "" for column in COLUMNS} for row in csv.DictReader(handle)]
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise UserError(f"{path}: not a readable leaderboard CSV ({error}); repair or delete it") from None
 
 
 def _write_rows(path: Path, rows: list[dict]) -> None:
@@ -87,17 +102,39 @@ def update_where(path: Path, matches: Callable[[dict], bool], **fields) -> int:
 
 
 def _as_float(text: str) -> float:
+    """The number in a cell; -inf for an empty or non-numeric cell (so it ranks last)."""
     try:
-        return float(text)
+        value = float(text)
     except (TypeError, ValueError):
         return float("-inf")
+    return float("-inf") if math.isnan(value) else value
 
 
-def sorted_rows(path: Path) -> list[dict]:
-    """Rows best first: by Kaggle public score when known, else validation score."""
-    return sorted(read_rows(path), key=lambda row: (_as_float(row["score"]), _as_float(row["local_key_score"])), reverse=True)
+# --by choice -> (column, tie-breaking columns): higher is better for each.
+SORT_KEYS = {
+    "score": ("score", "local_key_score", "kaggle_public_score"),
+    "local": ("local_key_score", "score", "kaggle_public_score"),
+    "kaggle": ("kaggle_public_score", "score", "local_key_score"),
+}
 
 
-def best_experiment(path: Path) -> str | None:
-    rows = sorted_rows(path)
-    return rows[0]["experiment"] if rows else None
+def sorted_rows(path: Path, by: str = "score") -> list[dict]:
+    """Rows best first: by validation score (ties: local key score, then Kaggle public score).
+
+    ``by="local"`` or ``by="kaggle"`` ranks by that score instead; rows without it come last.
+    Equal rows keep their file (insertion) order.
+    """
+    if by not in SORT_KEYS:
+        raise ValueError(f"unknown leaderboard order '{by}' (choose from {', '.join(SORT_KEYS)})")
+    columns = SORT_KEYS[by]
+    return sorted(read_rows(path), key=lambda row: tuple(-_as_float(row[column]) for column in columns))
+
+
+def best_experiment(path: Path, by: str = "score") -> str | None:
+    """The top row's experiment (None when the leaderboard is empty, or no row has the ``by`` score other than ``score``)."""
+    rows = sorted_rows(path, by=by)
+    if not rows:
+        return None
+    if by != "score" and _as_float(rows[0][SORT_KEYS[by][0]]) == float("-inf"):
+        return None
+    return rows[0]["experiment"]
