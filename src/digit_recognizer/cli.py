@@ -103,6 +103,8 @@ def add_train_options(parser):
     parser.add_argument("--cv", type=int, default=0, metavar="K", help="train K models on K stratified folds and report the out-of-fold accuracy")
     parser.add_argument("--full-train", action="store_true", help="after validating, retrain on every row and submit that model")
     parser.add_argument("--max-rows", type=int, default=0, help="train on a stratified subset of this many rows (quick tries)")
+    parser.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"],
+                        help="numeric precision (default: the preset's; auto = bfloat16 on CPUs that have it, float16 on GPUs)")
     parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of progress bars")
 
 
@@ -148,6 +150,7 @@ def config_from_args(args, paths):
         augment=preset.augment if args.augment is None else args.augment,
         label_smoothing=args.label_smoothing if args.label_smoothing is not None else preset.label_smoothing,
         patience=args.patience if args.patience is not None else preset.patience,
+        precision=args.precision or preset.precision,
         seed=args.seed, holdout=args.holdout, cv=args.cv, full_train=args.full_train, max_rows=args.max_rows,
     )
     if not values["name"]:

@@ -203,6 +203,7 @@ class ExperimentConfig:
     cv: int = 0  # 0 = holdout split; K >= 2 = K stratified folds
     full_train: bool = False
     max_rows: int = 0  # 0 = all train rows; otherwise a stratified subset (quick tries, tests)
+    precision: str = "float32"  # "float32", "mixed_bfloat16" (CPUs with AVX-512 BF16/AMX), "mixed_float16" (GPUs), or "auto"
 
     def __post_init__(self):
         if not self.name or any(char in self.name for char in '/\\:*?"<>|') or self.name.startswith("."):
@@ -215,6 +216,8 @@ class ExperimentConfig:
             raise ValueError(f"holdout must be between 0 and 1, got {self.holdout}")
         if self.cv == 1 or self.cv < 0:
             raise ValueError(f"--cv needs at least 2 folds, got {self.cv}")
+        if self.precision not in ("auto", "float32", "mixed_bfloat16", "mixed_float16"):
+            raise ValueError(f"precision must be auto, float32, mixed_bfloat16 or mixed_float16, got {self.precision}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
 

@@ -22,7 +22,7 @@ def build_seed_model(input_shape, num_classes):
     x = layers.MaxPooling2D(pool_size=(2, 2))(x)
     x = layers.Flatten()(x)
     x = layers.Dense(128, activation="relu")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="seed")
 
 
@@ -33,19 +33,19 @@ def _conv_bn(x, filters, kernel_size, strides=1, padding="same"):
 
 
 def build_compact_model(input_shape, num_classes):
-    """A small batch-normalised conv net with strided downsampling: strong yet quick on a CPU."""
+    """A small batch-normalised conv net that downsamples early with strided convolutions:
+    about 9 M multiply-adds an image, so it trains quickly on a CPU."""
     inputs = keras.Input(shape=input_shape, name="image")
-    x = _conv_bn(inputs, 32, 3)
-    x = _conv_bn(x, 32, 3)
-    x = _conv_bn(x, 32, 5, strides=2)  # 14x14
-    x = layers.Dropout(0.25)(x)
+    x = _conv_bn(inputs, 32, 3)  # 28x28
+    x = _conv_bn(x, 32, 3, strides=2)  # 14x14
+    x = layers.Dropout(0.2)(x)
     x = _conv_bn(x, 64, 3)
-    x = _conv_bn(x, 64, 5, strides=2)  # 7x7
-    x = layers.Dropout(0.25)(x)
+    x = _conv_bn(x, 64, 3, strides=2)  # 7x7
+    x = layers.Dropout(0.2)(x)
     x = _conv_bn(x, 128, 3, padding="valid")  # 5x5
-    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Flatten()(x)
     x = layers.Dropout(0.3)(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="compact")
 
 
@@ -64,7 +64,7 @@ def build_deotte_model(input_shape, num_classes):
     x = _conv_bn(x, 128, 4, padding="valid")
     x = layers.Flatten()(x)
     x = layers.Dropout(0.4)(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="deotte")
 
 

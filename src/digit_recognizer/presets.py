@@ -21,6 +21,7 @@ class Preset:
     label_smoothing: float
     patience: int  # early stopping on val_accuracy; 0 = off
     description: str
+    precision: str = "auto"  # see ExperimentConfig.precision
 
 
 PRESETS: dict[str, Preset] = {
@@ -37,6 +38,7 @@ PRESETS: dict[str, Preset] = {
             label_smoothing=0.0,
             patience=0,
             description="the seeds' small CNN, Adam, 5 epochs: the baseline",
+            precision="float32",
         ),
         Preset(
             name="fast",

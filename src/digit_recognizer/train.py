@@ -104,6 +104,21 @@ def choose_strategy(devices: list[str] | None = None):
     return tf.distribute.get_strategy()
 
 
+def resolve_precision(precision: str) -> str:
+    """"auto": mixed_float16 on a GPU, mixed_bfloat16 on a CPU with native bf16 (AVX-512 BF16 or AMX), else float32."""
+    if precision != "auto":
+        return precision
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        return "mixed_float16"
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="ignore")
+    except OSError:
+        flags = ""
+    return "mixed_bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+
+
 def compile_model(model, config: ExperimentConfig, steps_per_epoch: int):
     import keras
 
@@ -150,6 +165,7 @@ def train_member(config: ExperimentConfig, competition: Competition, experiment_
     valid_data = None
     if valid_images is not None:
         valid_data = make_dataset(valid_images, valid_labels, 512, competition.num_classes)
+    keras.mixed_precision.set_global_policy(resolve_precision(config.precision))  # after the input pipeline: augmentation stays float32
 
     with strategy.scope():
         from digit_recognizer.models import build_model
@@ -172,6 +188,7 @@ def train_member(config: ExperimentConfig, competition: Competition, experiment_
     if throughput is not None:
         throughput.seconds += time.perf_counter() - started
         throughput.images += len(train_images) * len(history.epoch)
+    keras.mixed_precision.set_global_policy("float32")
     with atomic_path(member_model_file(experiment_dir, member)) as tmp:
         model.save(tmp)
     return model
