@@ -1,0 +1,131 @@
+#!/usr/bin/env python
+"""Benchmark the presets on the full competition data and record the table in docs/benchmarks.md.
+
+Each preset trains in its own subprocess (``digit-recognizer train``) so peak RSS is
+measured per run (``os.wait4``), then predicts the 28,000 test rows. Times are also
+given as ratios against the ``seed`` preset of the same run.
+
+    python scripts/benchmark.py                          # seed, fast, strong
+    python scripts/benchmark.py --presets seed,fast      # a subset
+    python scripts/benchmark.py --cv                     # also strong --cv 5 (about an hour on 2 cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+
+def run_measured(command: list[str], log_file: Path) -> tuple[float, float, int]:
+    """Run a command; return (wall seconds, peak RSS in MiB, exit code)."""
+    started = time.perf_counter()
+    with open(log_file, "ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        _, status, usage = os.wait4(process.pid, 0)
+    return time.perf_counter() - started, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+
+
+def model_size(architecture: str) -> tuple[int, int]:
+    from digit_recognizer.models import build_model, count_flops
+
+    model = build_model(architecture, (28, 28, 1), 10)
+    return model.count_params(), count_flops(model)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--zip", type=Path, default=REPO.parent / "shared" / "digit-recognizer.zip", help="the competition zip")
+    parser.add_argument("--presets", default="seed,fast,strong", help="comma-separated presets (seed is always run first, as the reference)")
+    parser.add_argument("--cv", action="store_true", help="also run strong --cv 5")
+    parser.add_argument("--root", type=Path, help="scratch project folder (default: a new temporary folder)")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md", help="markdown file the table is appended to")
+    parser.add_argument("--extra", default="", help="extra arguments for every train command (e.g. '--epochs 1' for a dry run)")
+    args = parser.parse_args()
+
+    root = args.root or Path(tempfile.mkdtemp(prefix="digit-bench-"))
+    log_file = root / "benchmark.log"
+    root.mkdir(parents=True, exist_ok=True)
+    cli = [sys.executable, "-m", "digit_recognizer", "--root", str(root)]
+    subprocess.run([*cli, "fetch", "--zip", str(args.zip)], check=True)
+
+    presets = [name for name in args.presets.split(",") if name]
+    if "seed" in presets:
+        presets.remove("seed")
+    runs = [("seed", [])] + [(name, []) for name in presets] + ([("strong", ["--cv", "5"])] if args.cv else [])
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    results = []
+    for preset, options in runs:
+        name = f"bench-{preset}{'-cv5' if options else ''}-{stamp}"
+        command = [*cli, "train", "--preset", preset, "--name", name, "--quiet", *options, *shlex.split(args.extra)]
+        print("$", " ".join(command[2:]), flush=True)
+        wall, rss, code = run_measured(command, log_file)
+        if code != 0:
+            print(f"train failed ({code}); see {log_file}", file=sys.stderr)
+            return 1
+        predict_wall, predict_rss, code = run_measured([*cli, "predict", "--experiment", name], log_file)
+        if code != 0:
+            print(f"predict failed ({code}); see {log_file}", file=sys.stderr)
+            return 1
+        metrics = json.loads((root / "models" / name / "metrics.json").read_text())
+        params, flops = model_size(metrics["architecture"])
+        results.append(dict(run=f"{preset}{' --cv 5' if options else ''}", metrics=metrics, wall=wall, rss=rss,
+                            predict_wall=predict_wall, predict_rss=predict_rss, params=params, flops=flops))
+        print(f"  {metrics['validation']} accuracy {metrics['score']:.5f}, train {metrics['train_seconds']:.0f} s, "
+              f"{metrics['images_per_second']} img/s, peak RSS {rss:.0f} MiB, predict {predict_wall:.0f} s", flush=True)
+
+    seed_seconds = results[0]["metrics"]["train_seconds"]
+    lines = [
+        f"## {datetime.date.today().isoformat()}: `python scripts/benchmark.py {' '.join(sys.argv[1:])}`".rstrip(),
+        "",
+        f"{os.cpu_count()} cores ({cpu_name()}), TensorFlow CPU, full data: 42,000 train rows, 28,000 test rows."
+        " Accuracy is on the stratified 10% holdout (seed 42, the same rows for every preset) or out-of-fold for --cv."
+        " Train seconds include validation predictions; predict seconds include starting Python and TensorFlow.",
+        "",
+        "| run | architecture | params | MFLOPs/image | epochs | accuracy | train s | x seed time | train images/s | predict 28k s | peak RSS MiB train / predict |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for result in results:
+        metrics = result["metrics"]
+        config = json.loads((root / "models" / metrics["experiment"] / "config.json").read_text())["config"]
+        lines.append(
+            f"| {result['run']} | {metrics['architecture']} | {result['params']:,} | {result['flops'] / 1e6:.1f} | {config['epochs']} | "
+            f"{metrics['score'] * 100:.2f}% ({metrics['validation']}) | {metrics['train_seconds']:.0f} | "
+            f"{metrics['train_seconds'] / seed_seconds:.1f} | {metrics['images_per_second'] or 0:.0f} | {result['predict_wall']:.0f} | {result['rss']:.0f} / {result['predict_rss']:.0f} |"
+        )
+        if metrics.get("fold_accuracies"):
+            lines.append(f"|  | folds: {', '.join(f'{value * 100:.2f}%' for value in metrics['fold_accuracies'])} | | | | | | | | | |")
+    lines.append("")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    previous = args.out.read_text() if args.out.exists() else "# Benchmarks\n\nFigures from `scripts/benchmark.py`, newest first.\n\n"
+    header, _, rest = previous.partition("\n## ")
+    text = header.rstrip() + "\n\n" + "\n".join(lines) + ("\n## " + rest if rest else "")
+    args.out.write_text(text)
+    print("\n".join(lines))
+    print(f"written to {args.out}; scratch folder {root}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
