@@ -98,6 +98,9 @@ def add_train_options(parser):
     augment = parser.add_mutually_exclusive_group()
     augment.add_argument("--augment", dest="augment", action="store_true", default=None, help="force augmentation on")
     augment.add_argument("--no-augment", dest="augment", action="store_false", help="force augmentation off")
+    ema = parser.add_mutually_exclusive_group()
+    ema.add_argument("--ema", dest="ema", action="store_true", default=None, help="use an exponential moving average of the weights as the final model")
+    ema.add_argument("--no-ema", dest="ema", action="store_false", help="use the last weights (default for seed and fast)")
     parser.add_argument("--seed", type=int, default=42, help="fixes the split, folds, initialisation and augmentation (default 42)")
     parser.add_argument("--holdout", type=float, default=0.1, help="stratified validation fraction (default 0.1)")
     parser.add_argument("--cv", type=int, default=0, metavar="K", help="train K models on K stratified folds and report the out-of-fold accuracy")
@@ -151,6 +154,7 @@ def config_from_args(args, paths):
         label_smoothing=args.label_smoothing if args.label_smoothing is not None else preset.label_smoothing,
         patience=args.patience if args.patience is not None else preset.patience,
         precision=args.precision or preset.precision,
+        ema=preset.ema if args.ema is None else args.ema,
         seed=args.seed, holdout=args.holdout, cv=args.cv, full_train=args.full_train, max_rows=args.max_rows,
     )
     if not values["name"]:

@@ -203,6 +203,7 @@ class ExperimentConfig:
     cv: int = 0  # 0 = holdout split; K >= 2 = K stratified folds
     full_train: bool = False
     max_rows: int = 0  # 0 = all train rows; otherwise a stratified subset (quick tries, tests)
+    ema: bool = False  # keep an exponential moving average of the weights and use it as the final model
     precision: str = "float32"  # "float32", "mixed_bfloat16" (CPUs with AVX-512 BF16/AMX), "mixed_float16" (GPUs), or "auto"
 
     def __post_init__(self):

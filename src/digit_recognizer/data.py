@@ -115,6 +115,8 @@ def check_header(path: Path, header: list[str], expected: list[str]) -> None:
         raise UserError(f"{name}: columns are separated by ';', expected ',' (the competition's files are comma-separated)")
     if len(header) == 1 and "\t" in header[0]:
         raise UserError(f"{name}: columns are separated by tabs, expected ','")
+    if all(column.strip().lstrip("+-").replace(".", "", 1).isdigit() for column in header):
+        raise UserError(f"{name}: the first line is data, not the header {expected[0]},{expected[1]},...,{expected[-1]}")
     seen = set()
     for column in header:
         if column in seen:
@@ -148,7 +150,7 @@ def parse_csv(path: Path, competition: Competition, labelled: bool) -> tuple[np.
         raise UserError(f"{name}: not a UTF-8 text CSV file") from None
     if len(frame) == 0:
         raise UserError(f"{name}: has a header but no rows")
-    values = _integer_values(frame, name)
+    values = _integer_values(frame, path)
     low, high = competition.pixel_range
     if labelled:
         labels = values[:, 0]
@@ -163,23 +165,24 @@ def parse_csv(path: Path, competition: Competition, labelled: bool) -> tuple[np.
     return images, (labels.astype(np.int64) if labels is not None else None)
 
 
-def _integer_values(frame: pd.DataFrame, name: str) -> np.ndarray:
+def _integer_values(frame: pd.DataFrame, path: Path) -> np.ndarray:
     """The frame as int64, or a UserError naming the first empty or non-integer cell."""
+    name = path.name
     missing = frame.isna().to_numpy()
     if missing.any():
         row, column = np.argwhere(missing)[0]
         raise UserError(f"{name}: row {row + 1}, column '{frame.columns[column]}': missing value")
     for column in frame.columns:
-        series = frame[column]
-        if pd.api.types.is_integer_dtype(series.dtype):
+        if pd.api.types.is_signed_integer_dtype(frame[column].dtype):
             continue
-        numeric = pd.to_numeric(series, errors="coerce")
-        bad = numeric.isna() | (numeric != np.floor(numeric)) | pd.api.types.is_float_dtype(series.dtype)
-        if not pd.api.types.is_numeric_dtype(series.dtype):
-            text = series.astype(str).str.strip()
-            bad = numeric.isna() | ~text.str.fullmatch(r"[+-]?\d+")
+        # pandas turned the whole column into floats or text: re-read it as text to name the first bad cell as written
+        text = pd.read_csv(path, encoding="utf-8-sig", usecols=[column], dtype=str, keep_default_na=False)[column].str.strip()
+        bad = ~text.str.fullmatch(r"[+-]?\d+")
+        problem = "is not an integer"
+        if not bad.any():  # integers, but too large for int64
+            bad, problem = text.str.lstrip("+-").str.lstrip("0").str.len() > 18, "is far too large"
         row = int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else 0
-        raise UserError(f"{name}: row {row + 1}, column '{column}': '{series.iloc[row]}' is not an integer")
+        raise UserError(f"{name}: row {row + 1}, column '{column}': '{text.iloc[row]}' {problem}")
     return frame.to_numpy(dtype=np.int64)
 
 
@@ -200,8 +203,9 @@ def _read_cache(cache_file: Path, labelled: bool, competition: Competition):
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
         cache_file.unlink(missing_ok=True)
         return None
-    shape_ok = images.dtype == np.uint8 and images.shape[1:] == tuple(competition.image_shape)
-    labels_ok = labels is None or (labels.shape == (len(images),) and labels.min() >= 0 and labels.max() < competition.num_classes)
+    shape_ok = images.dtype == np.uint8 and images.ndim == 4 and len(images) > 0 and images.shape[1:] == tuple(competition.image_shape)
+    labels_ok = labels is None or (labels.shape == (len(images),) and np.issubdtype(labels.dtype, np.integer)
+                                   and shape_ok and labels.min() >= 0 and labels.max() < competition.num_classes)
     if not (shape_ok and labels_ok):
         cache_file.unlink(missing_ok=True)
         return None

@@ -8,6 +8,7 @@ Raw inputs are immutable: present files are kept unless ``force`` is given.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -26,6 +27,7 @@ from digit_recognizer.errors import UserError
 
 MAX_UNCOMPRESSED_BYTES = 1 << 30  # the real files unpack to ~125 MB; refuse zip bombs well before memory or disk suffer
 MAX_COMPRESSION_RATIO = 200
+RATIO_CHECK_BYTES = 16 << 20  # entries smaller than this may compress as well as they like
 SAMPLE_TRAIN_ROWS = 4000
 SAMPLE_TEST_ROWS = 1000
 
@@ -90,15 +92,16 @@ def extract_competition_zip(zip_path: Path, destination: Path, competition: Comp
         raise UserError(f"{zip_path}: is a directory, expected the competition's zip file")
     try:
         archive = zipfile.ZipFile(zip_path)
-    except zipfile.BadZipFile:
-        raise UserError(f"{zip_path}: not a zip file or truncated; download it again") from None
+    except (zipfile.BadZipFile, OSError) as error:
+        reason = "not a zip file or truncated" if isinstance(error, zipfile.BadZipFile) else f"cannot be read ({error.strerror or error})"
+        raise UserError(f"{zip_path}: {reason}; download it again") from None
     with archive:
         members = {}
         total = 0
         for info in archive.infolist():
             path = safe_member_name(info.filename)
             total += info.file_size
-            if info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO and info.file_size > (16 << 20):
+            if info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO and info.file_size > RATIO_CHECK_BYTES:
                 raise UserError(f"{zip_path}: entry '{info.filename}' expands {info.file_size // info.compress_size}x; refusing a likely zip bomb")
             if not info.is_dir() and path.name in competition.file_names:
                 members.setdefault(path.name, info)
@@ -107,22 +110,32 @@ def extract_competition_zip(zip_path: Path, destination: Path, competition: Comp
         missing = [name for name in competition.file_names if name not in members]
         if missing:
             raise UserError(f"{zip_path}: does not contain {', '.join(missing)}; is it the {competition.slug} download?")
+        new_folders = [folder for folder in (destination, *destination.parents) if not folder.exists()]
         destination.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=destination, prefix=".extract-") as staging:
-            staging = Path(staging)
-            for name, info in members.items():
-                try:
-                    with archive.open(info) as source, open(staging / name, "wb") as target:
-                        copied = 0
-                        for block in iter(lambda: source.read(1 << 20), b""):
-                            copied += len(block)
-                            if copied > info.file_size:
-                                raise UserError(f"{zip_path}: entry '{info.filename}' is larger than its header says; refusing it")
-                            target.write(block)
-                except (zipfile.BadZipFile, EOFError, zlib.error) as error:
-                    raise UserError(f"{zip_path}: entry '{info.filename}' is corrupt or truncated ({error}); download it again") from None
-            warnings = check_files(staging, competition, expect_full=True)
-            _install(staging, destination, competition, force)
+        try:
+            with tempfile.TemporaryDirectory(dir=destination, prefix=".extract-") as staging:
+                staging = Path(staging)
+                for name, info in members.items():
+                    try:
+                        with archive.open(info) as source, open(staging / name, "wb") as target:
+                            copied = 0
+                            for block in iter(lambda: source.read(1 << 20), b""):
+                                copied += len(block)
+                                if copied > info.file_size:
+                                    raise UserError(f"{zip_path}: entry '{info.filename}' is larger than its header says; refusing it")
+                                target.write(block)
+                    except (zipfile.BadZipFile, EOFError, zlib.error) as error:
+                        raise UserError(f"{zip_path}: entry '{info.filename}' is corrupt or truncated ({error}); download it again") from None
+                    except (RuntimeError, NotImplementedError) as error:  # encrypted, or a compression method zipfile lacks
+                        reason = "it is password-protected" if info.flag_bits & 0x1 else str(error)
+                        raise UserError(f"{zip_path}: entry '{info.filename}' cannot be extracted ({reason})") from None
+                warnings = check_files(staging, competition, expect_full=True)
+                _install(staging, destination, competition, force)
+        except BaseException:
+            for folder in new_folders:  # deepest first: a refused archive leaves no empty folders behind
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise
     return {"warnings": warnings}
 
 

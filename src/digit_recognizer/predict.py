@@ -7,6 +7,11 @@ test-time augmentation (the average over a few shifted copies).
 from __future__ import annotations
 
 import json
+import os
+import re
+import sys
+import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,27 +52,82 @@ def read_metrics(paths: Paths, experiment: str) -> dict:
     if not metrics_file.is_file():
         raise UserError(f"experiment '{experiment}' has no finished training ({metrics_file} missing); train it first")
     try:
-        return json.loads(metrics_file.read_text(encoding="utf-8"))
-    except ValueError:
-        raise UserError(f"{metrics_file}: corrupt metrics file; retrain the experiment") from None
+        metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+    except ValueError:  # also UnicodeDecodeError
+        metrics = None
+    members = metrics.get("members") if isinstance(metrics, dict) else None
+    if not (isinstance(members, list) and members and all(isinstance(name, str) and name == Path(name).name
+                                                           and name.endswith(".keras") for name in members)):
+        raise UserError(f"{metrics_file}: corrupt metrics file; retrain the experiment")
+    return metrics
+
+
+# What TensorFlow's C++ code prints to stderr while it is imported, whatever TF_CPP_MIN_LOG_LEVEL says
+# (absl logging is not initialised yet); dropped so that a failing command's stderr is its one `error:` line.
+_IMPORT_NOTICES = re.compile(r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+                             r"|I\d{4} [\d:. ]+\d+ (port|cpu_feature_guard)\.cc:\d+\] .*"
+                             r"|To enable the following instructions: .*")
+
+
+def import_keras_quietly() -> None:
+    """Import Keras (and TensorFlow) with their start-up notices removed from stderr; other output is kept."""
+    if "keras" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = [line for line in capture.read().decode("utf-8", "replace").splitlines()
+                    if line.strip() and not _IMPORT_NOTICES.fullmatch(line)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr, flush=True)
 
 
 def load_model_file(path: Path):
     """Load a .keras model in Keras' safe mode (no arbitrary code), or a one-line error."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: model file not found; train the experiment first")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, expected a .keras model file; retrain the experiment")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: model file is empty; retrain the experiment")
+    if not zipfile.is_zipfile(path):  # Keras would call this "file not found"
+        raise UserError(f"{path}: not a Keras model archive (truncated or not a .keras file); retrain the experiment")
+    import_keras_quietly()
     import keras
 
-    if not Path(path).is_file():
-        raise UserError(f"{path}: model file not found; train the experiment first")
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as error:  # Keras raises many types for a damaged archive
         reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else type(error).__name__
+        if "safe_mode" in str(error):
+            reason = "it carries Python code, which safe mode does not run"
         raise UserError(f"{path}: not a loadable Keras model ({reason}); retrain the experiment") from None
 
 
 def load_members(paths: Paths, experiment: str) -> list:
+    from digit_recognizer.config import load_competition
+
     metrics = read_metrics(paths, experiment)
-    return [load_model_file(paths.experiment_dir(experiment) / name) for name in metrics["members"]]
+    competition = load_competition(paths.root)
+    models = []
+    for name in metrics["members"]:
+        path = paths.experiment_dir(experiment) / name
+        model = load_model_file(path)
+        inputs, outputs = tuple(model.input_shape[1:]) if isinstance(model.input_shape, tuple) else None, model.output_shape
+        if inputs != tuple(competition.image_shape) or not isinstance(outputs, tuple) or outputs[-1] != competition.num_classes:
+            raise UserError(f"{path}: a model of {inputs or 'several'} inputs and {outputs} outputs, not one for this competition's "
+                            f"{tuple(competition.image_shape)} images and {competition.num_classes} classes; retrain the experiment")
+        models.append(model)
+    return models
 
 
 def shifted_copies(images: np.ndarray, shift: int = 1) -> list[np.ndarray]:
@@ -97,8 +157,8 @@ def ensemble_probabilities(models: list, images: np.ndarray, tta: bool = False) 
 
 def predict_experiment(paths: Paths, competition: Competition, experiment: str | None = None, tta: bool = False) -> Prediction:
     experiment = experiment or latest_experiment(paths)
+    test = load_test(paths, competition)  # before the models: a bad test.csv is reported without loading TensorFlow
     models = load_members(paths, experiment)
-    test = load_test(paths, competition)
     probabilities = ensemble_probabilities(models, test.images, tta=tta)
     with atomic_path(paths.experiment_dir(experiment) / ("test-probabilities-tta.npy" if tta else "test-probabilities.npy")) as tmp:
         np.save(tmp, probabilities)

@@ -22,6 +22,7 @@ class Preset:
     patience: int  # early stopping on val_accuracy; 0 = off
     description: str
     precision: str = "auto"  # see ExperimentConfig.precision
+    ema: bool = False  # see ExperimentConfig.ema
 
 
 PRESETS: dict[str, Preset] = {
@@ -43,7 +44,7 @@ PRESETS: dict[str, Preset] = {
         Preset(
             name="fast",
             architecture="compact",
-            epochs=8,
+            epochs=6,
             batch_size=128,
             learning_rate=3e-3,
             schedule="cosine",

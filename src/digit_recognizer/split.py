@@ -15,6 +15,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from digit_recognizer.atomic import atomic_open
+from digit_recognizer.errors import UserError
 
 HOLDOUT_TRAIN = -1
 
@@ -32,7 +33,10 @@ def make_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     if not 0 < fraction < 1:
         raise ValueError(f"holdout fraction must be between 0 and 1, got {fraction}")
     rows = np.arange(len(labels))
-    _, valid_rows = train_test_split(rows, test_size=fraction, stratify=labels, random_state=seed)
+    try:
+        _, valid_rows = train_test_split(rows, test_size=fraction, stratify=labels, random_state=seed)
+    except ValueError as error:  # too few rows (per class) for this fraction
+        raise UserError(f"cannot hold out {fraction:g} of {len(labels)} rows stratified by label: {error}") from None
     folds = np.full(len(labels), HOLDOUT_TRAIN, dtype=np.int64)
     folds[valid_rows] = 0
     return folds
@@ -44,21 +48,27 @@ def make_folds(labels: np.ndarray, num_folds: int, seed: int) -> np.ndarray:
         raise ValueError(f"number of folds must be at least 2, got {num_folds}")
     folds = np.empty(len(labels), dtype=np.int64)
     splitter = StratifiedKFold(n_splits=num_folds, shuffle=True, random_state=seed)
-    for fold, (_, valid_rows) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
-        folds[valid_rows] = fold
+    try:
+        for fold, (_, valid_rows) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
+            folds[valid_rows] = fold
+    except ValueError as error:  # more folds than rows of some label
+        raise UserError(f"cannot make {num_folds} stratified folds of {len(labels)} rows: {error}") from None
     return folds
 
 
-def load_or_make(path: Path, labels: np.ndarray, make) -> np.ndarray:
-    """Read the fold file if it matches these labels; otherwise make it once and write it."""
+def load_or_make(path: Path, labels: np.ndarray, make, fold_ids=None) -> np.ndarray:
+    """Read the fold file if it matches these labels (and uses exactly ``fold_ids``); otherwise make it once and write it."""
     path = Path(path)
     if path.exists():
         try:
             frame = pd.read_csv(path)
-            if list(frame.columns) == ["row", "fold"] and len(frame) == len(labels) and (frame["row"].to_numpy() == np.arange(len(labels))).all():
-                return frame["fold"].to_numpy(dtype=np.int64)
-        except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
-            pass
+            if (list(frame.columns) == ["row", "fold"] and len(frame) == len(labels) and pd.api.types.is_integer_dtype(frame["fold"].dtype)
+                    and (frame["row"].to_numpy() == np.arange(len(labels))).all()):
+                folds = frame["fold"].to_numpy(dtype=np.int64)
+                if fold_ids is None or set(np.unique(folds).tolist()) == set(fold_ids):
+                    return folds
+        except (ValueError, TypeError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+            pass  # unreadable or foreign: rebuilt below
     folds = make()
     with atomic_open(path, "w", newline="") as handle:
         pd.DataFrame({"row": np.arange(len(labels)), "fold": folds}).to_csv(handle, index=False)
@@ -66,8 +76,10 @@ def load_or_make(path: Path, labels: np.ndarray, make) -> np.ndarray:
 
 
 def holdout_folds(splits_dir: Path, labels: np.ndarray, fraction: float, seed: int, fingerprint: str) -> np.ndarray:
-    return load_or_make(holdout_file(splits_dir, fraction, seed, fingerprint), labels, lambda: make_holdout(labels, fraction, seed))
+    return load_or_make(holdout_file(splits_dir, fraction, seed, fingerprint), labels, lambda: make_holdout(labels, fraction, seed),
+                        fold_ids=(HOLDOUT_TRAIN, 0))
 
 
 def kfold_folds(splits_dir: Path, labels: np.ndarray, num_folds: int, seed: int, fingerprint: str) -> np.ndarray:
-    return load_or_make(folds_file(splits_dir, num_folds, seed, fingerprint), labels, lambda: make_folds(labels, num_folds, seed))
+    return load_or_make(folds_file(splits_dir, num_folds, seed, fingerprint), labels, lambda: make_folds(labels, num_folds, seed),
+                        fold_ids=range(num_folds))

@@ -57,11 +57,13 @@ def read_submission(path: Path, competition: Competition, expected_rows: int) ->
         frame = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
     except pd.errors.ParserError as error:
         raise UserError(f"{name}: cannot be parsed as CSV ({str(error).strip().splitlines()[-1]})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{name}: not a UTF-8 text CSV file") from None
     id_column, label_column = expected
     for column, low, high in ((id_column, competition.image_id_start, competition.image_id_start + expected_rows - 1),
                               (label_column, 0, competition.num_classes - 1)):
         text = frame[column].str.strip()
-        not_integer = ~text.str.fullmatch(r"\d+")
+        not_integer = ~text.str.fullmatch(r"[+-]?\d{1,18}")
         if not_integer.any():
             row = int(np.flatnonzero(not_integer.to_numpy())[0])
             raise UserError(f"{name}: row {row + 1}, column '{column}': '{frame[column].iloc[row]}' is not an integer")
@@ -85,8 +87,12 @@ def read_submission(path: Path, competition: Competition, expected_rows: int) ->
 
 def read_answer_key(key_file: Path, competition: Competition) -> np.ndarray:
     """The sample's ``test_labels.csv`` (``ImageId,Label``) as labels ordered by ImageId."""
-    frame = pd.read_csv(key_file)
-    return frame.sort_values(competition.submission_columns[0])[competition.submission_columns[1]].to_numpy()
+    id_column, label_column = competition.submission_columns
+    try:
+        frame = pd.read_csv(key_file)
+        return frame.sort_values(id_column)[label_column].to_numpy(dtype=np.int64)
+    except (ValueError, KeyError, TypeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise UserError(f"{key_file}: not a valid answer key ({type(error).__name__}); run `digit-recognizer fetch --sample --force`") from None
 
 
 def check_submission(path: Path, paths: Paths, competition: Competition) -> SubmissionCheck:

@@ -11,11 +11,14 @@ Outputs, all under ``models/<experiment>/`` and each written atomically:
 - ``metrics.json``           scores, timings; written last, so its presence means "complete"
 
 A killed run resumes: finished members are skipped, and the member in progress
-restarts from its last completed epoch (``keras.callbacks.BackupAndRestore``).
+restarts from its last completed epoch (``keras.callbacks.BackupAndRestore``, its
+files written atomically; a backup that cannot be loaded is discarded with a
+warning and that member trains from the start).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import time
@@ -25,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from digit_recognizer import split
-from digit_recognizer.atomic import atomic_path, write_json
+from digit_recognizer.atomic import atomic_path, write_json, write_text
 from digit_recognizer.config import Competition, ExperimentConfig, Paths
 from digit_recognizer.data import Dataset, load_train
 from digit_recognizer.errors import UserError
@@ -45,11 +48,16 @@ def member_model_file(experiment_dir: Path, member) -> Path:
 
 def subset_rows(labels: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
     """A stratified subset of row indices (all rows when ``max_rows`` is 0 or too large)."""
+    if max_rows < 0:
+        raise UserError(f"--max-rows must be 0 (all rows) or positive, got {max_rows}")
     if not max_rows or max_rows >= len(labels):
         return np.arange(len(labels))
     from sklearn.model_selection import train_test_split
 
-    rows, _ = train_test_split(np.arange(len(labels)), train_size=max_rows, stratify=labels, random_state=seed)
+    try:
+        rows, _ = train_test_split(np.arange(len(labels)), train_size=max_rows, stratify=labels, random_state=seed)
+    except ValueError as error:  # fewer rows than labels
+        raise UserError(f"--max-rows {max_rows}: cannot take a stratified subset of {len(labels)} rows ({error})") from None
     return np.sort(rows)
 
 
@@ -137,7 +145,7 @@ def compile_model(model, config: ExperimentConfig, steps_per_epoch: int):
     else:
         raise ValueError(f"unknown schedule '{config.schedule}'")
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, use_ema=config.ema, ema_momentum=0.999),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
     )
@@ -155,6 +163,9 @@ class _Throughput:
 def train_member(config: ExperimentConfig, competition: Competition, experiment_dir: Path, member, train_images, train_labels,
                  valid_images=None, valid_labels=None, verbose: int = 1, devices: list[str] | None = None, throughput: _Throughput | None = None):
     """Train one model (a fold, the holdout model or the full-data model) with resume support; save it atomically."""
+    from digit_recognizer.predict import import_keras_quietly
+
+    import_keras_quietly()
     import keras
 
     keras.utils.set_random_seed(config.seed + (0 if member == FULL_MEMBER else int(member)))
@@ -175,16 +186,24 @@ def train_member(config: ExperimentConfig, competition: Competition, experiment_
 
     backup_dir = Path(experiment_dir) / f"backup-{member}"
     history_file = Path(experiment_dir) / f"history-{member}.csv"
-    if not backup_dir.exists() and history_file.exists():
-        history_file.unlink()  # a stale log from a run that never reached its first backup
+    with strategy.scope():
+        completed = check_backup(model, backup_dir, config.epochs)
+    if completed is None:  # the backup was unusable and is deleted: train this member afresh, same initialisation
+        return train_member(config, competition, experiment_dir, member, train_images, train_labels, valid_images, valid_labels,
+                            verbose=verbose, devices=devices, throughput=throughput)
+    trim_history(history_file, completed)
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(backup_dir), save_freq="epoch", delete_checkpoint=True),
+        # The log first, the backup second: a kill between the two logs an epoch the backup lacks, and
+        # trim_history drops that row on resume, so the log ends with each epoch exactly once.
         keras.callbacks.CSVLogger(str(history_file), append=True),
+        # Kept until the member's outputs are saved (train_experiment deletes it), so a kill in between resumes at the end.
+        atomic_backup_callback(backup_dir),
     ]
     if config.patience and valid_data is not None:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience, restore_best_weights=True))
     started = time.perf_counter()
-    history = model.fit(train_data, validation_data=valid_data, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
+    history = model.fit(train_data, validation_data=valid_data, epochs=config.epochs, callbacks=callbacks, verbose=verbose,
+                        shuffle=False)  # tf.data shuffles already; Keras would warn that it ignores shuffle=True
     if throughput is not None:
         throughput.seconds += time.perf_counter() - started
         throughput.images += len(train_images) * len(history.epoch)
@@ -192,6 +211,62 @@ def train_member(config: ExperimentConfig, competition: Competition, experiment_
     with atomic_path(member_model_file(experiment_dir, member)) as tmp:
         model.save(tmp)
     return model
+
+
+BACKUP_WEIGHTS = "latest.weights.h5"  # the file names keras.callbacks.BackupAndRestore uses
+BACKUP_METADATA = "training_metadata.json"
+
+
+def atomic_backup_callback(backup_dir: Path):
+    """keras.callbacks.BackupAndRestore whose two files are each written to a temporary name and renamed,
+    so a kill during a save leaves the previous epoch's backup intact (Keras writes them in place)."""
+    import keras
+
+    class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+        def _save_model(self):
+            Path(self.backup_dir).mkdir(parents=True, exist_ok=True)
+            with atomic_path(Path(self._weights_path), suffix=".weights.h5") as tmp:
+                self.model.save_weights(filepath=str(tmp), overwrite=True)
+            write_json(Path(self._training_metadata_path), {"epoch": self._current_epoch, "batch": self._last_batch_seen})
+
+    return AtomicBackupAndRestore(str(backup_dir), save_freq="epoch", delete_checkpoint=False)
+
+
+def check_backup(model, backup_dir: Path, epochs: int) -> int | None:
+    """Completed epochs recorded in a member's backup: 0 without one, None (after deleting it, with a
+    warning) when it cannot be loaded, e.g. written by an older version or damaged by hand."""
+    backup_dir = Path(backup_dir)
+    if not backup_dir.exists():
+        return 0
+    try:
+        epoch = json.loads((backup_dir / BACKUP_METADATA).read_text(encoding="utf-8"))["epoch"]
+        if not isinstance(epoch, int) or not 0 <= epoch <= epochs:
+            raise ValueError(f"epoch {epoch!r} is not in 0-{epochs}")
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        model.load_weights(backup_dir / BACKUP_WEIGHTS)  # what BackupAndRestore does when fit starts
+    except Exception as error:  # any damage: h5py, JSON, Keras and OS errors all mean "start afresh"
+        reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else type(error).__name__
+        print(f"warning: the backup in {backup_dir} cannot be resumed from ({reason}); training this model from the start", flush=True)
+        shutil.rmtree(backup_dir, ignore_errors=True)
+        return None
+    return epoch
+
+
+def trim_history(history_file: Path, completed: int) -> None:
+    """Keep the per-epoch log's rows for the ``completed`` epochs a backup holds (none: delete the log)."""
+    history_file = Path(history_file)
+    if not history_file.exists():
+        return
+    lines = history_file.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+    if completed == 0 or not lines or not lines[0].startswith("epoch") or not lines[0].endswith("\n"):
+        history_file.unlink()
+        return
+    width = len(lines[0].rstrip("\r\n").split(","))
+    kept = [line for line in lines[1:] if line.endswith("\n") and len(fields := line.rstrip("\r\n").split(",")) == width
+            and fields[0].isdigit() and int(fields[0]) < completed]
+    if len(kept) != len(lines) - 1:
+        write_text(history_file, "".join([lines[0], *kept]))
 
 
 def predict_probabilities(model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
@@ -208,8 +283,9 @@ def _save_npz(path: Path, **arrays) -> None:
         np.savez(tmp, **arrays)
 
 
-def prepare_experiment_dir(paths: Paths, config: ExperimentConfig, fingerprint: str, split_file: Path) -> Path:
-    """Create models/<name>/ with config.json, or check an existing one is the same run (then it resumes)."""
+def prepare_experiment_dir(paths: Paths, config: ExperimentConfig, fingerprint: str, split_file: Path, write: bool = True) -> Path:
+    """Create models/<name>/ with config.json, or check an existing one is the same run (then it resumes).
+    ``write=False`` only checks (a refused run must not have written anything first)."""
     import json
 
     experiment_dir = paths.experiment_dir(config.name)
@@ -224,7 +300,8 @@ def prepare_experiment_dir(paths: Paths, config: ExperimentConfig, fingerprint: 
             raise UserError(f"experiment '{config.name}' already exists with other settings or data ({config_file}); choose another --name")
         if (experiment_dir / "metrics.json").exists():
             raise UserError(f"experiment '{config.name}' is already trained ({experiment_dir}); choose another --name or run `digit-recognizer predict --experiment {config.name}`")
-    write_json(config_file, record)
+    if write:
+        write_json(config_file, record)
     return experiment_dir
 
 
@@ -236,11 +313,14 @@ def train_experiment(config: ExperimentConfig, paths: Paths, competition: Compet
     images, labels = dataset.images[rows], dataset.labels[rows]
     fingerprint = dataset.fingerprint if len(rows) == len(dataset) else f"{dataset.fingerprint}-n{len(rows)}"
     if config.cv:
-        folds = split.kfold_folds(paths.splits, labels, config.cv, config.seed, fingerprint)
         split_file = split.folds_file(paths.splits, config.cv, config.seed, fingerprint)
     else:
-        folds = split.holdout_folds(paths.splits, labels, config.holdout, config.seed, fingerprint)
         split_file = split.holdout_file(paths.splits, config.holdout, config.seed, fingerprint)
+    prepare_experiment_dir(paths, config, fingerprint, split_file, write=False)  # refuse before the split file is written
+    if config.cv:
+        folds = split.kfold_folds(paths.splits, labels, config.cv, config.seed, fingerprint)
+    else:
+        folds = split.holdout_folds(paths.splits, labels, config.holdout, config.seed, fingerprint)
     experiment_dir = prepare_experiment_dir(paths, config, fingerprint, split_file)
     throughput = _Throughput()
     started = time.perf_counter()
