@@ -23,7 +23,7 @@ def test_text(sample_frames):
     return csv_text(sample_frames[1].head(ROWS))
 
 
-def _write(tmp_path, name, content) -> "Path":
+def _write(tmp_path, name, content):
     path = tmp_path / name
     path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
     return path

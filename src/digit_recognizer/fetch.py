@@ -20,7 +20,6 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-from digit_recognizer.atomic import atomic_open, atomic_path
 from digit_recognizer.config import Competition, Paths, in_kaggle_kernel, kaggle_dir
 from digit_recognizer.data import check_header, expected_header, read_header
 from digit_recognizer.errors import UserError
