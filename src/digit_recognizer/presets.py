@@ -61,9 +61,10 @@ PRESETS: dict[str, Preset] = {
             learning_rate=3e-3,
             schedule="cosine",
             augment=True,
-            label_smoothing=0.05,
+            label_smoothing=0.1,
             patience=0,
-            description="Deotte's batch-normalised CNN, augmentation, long cosine schedule: best single model",
+            description="Deotte's batch-normalised CNN, augmentation, long cosine schedule, weight averaging (EMA): best single model",
+            ema=True,
         ),
     )
 }
