@@ -127,6 +127,12 @@ def resolve_precision(precision: str) -> str:
     return "mixed_bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
 
 
+def ema_momentum(total_steps: int) -> float:
+    """Momentum of the weights' moving average: 0.999, or less for short runs, so that the initial weights'
+    share (momentum ** total_steps, about e^-8) is negligible; a 6-epoch run with 0.999 kept 17% of them."""
+    return max(0.0, min(0.999, 1.0 - 8.0 / max(1, total_steps)))
+
+
 def compile_model(model, config: ExperimentConfig, steps_per_epoch: int):
     import keras
 
@@ -145,7 +151,7 @@ def compile_model(model, config: ExperimentConfig, steps_per_epoch: int):
     else:
         raise ValueError(f"unknown schedule '{config.schedule}'")
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, use_ema=config.ema, ema_momentum=0.999),
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, use_ema=config.ema, ema_momentum=ema_momentum(config.epochs * steps_per_epoch)),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
     )
