@@ -218,9 +218,15 @@ def _curves_figure(histories, title: str):
             from matplotlib.ticker import MaxNLocator
 
             axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if metric == "loss":
+                from matplotlib.ticker import FormatStrFormatter
+
+                axes.set_yscale("log")  # a high first epoch would otherwise flatten every later one
+                axes.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+                axes.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
         axes.set_xlabel("Epoch")
         axes.set_ylabel(name)
-        axes.set_title(name + (" (higher is better)" if metric == "accuracy" else " (lower is better)"), fontsize=10)
+        axes.set_title(name + (" (higher is better)" if metric == "accuracy" else " (lower is better, log scale)"), fontsize=10)
         axes.grid(True, alpha=0.3)
     figure.suptitle(title, fontsize=12)
     return figure
