@@ -169,7 +169,7 @@ class _Throughput:
 def train_member(config: ExperimentConfig, competition: Competition, experiment_dir: Path, member, train_images, train_labels,
                  valid_images=None, valid_labels=None, verbose: int = 1, devices: list[str] | None = None, throughput: _Throughput | None = None):
     """Train one model (a fold, the holdout model or the full-data model) with resume support; save it atomically."""
-    from digit_recognizer.predict import import_keras_quietly
+    from digit_recognizer.keras_import import import_keras_quietly
 
     import_keras_quietly()
     import keras
