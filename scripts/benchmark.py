@@ -29,13 +29,26 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 
-def run_measured(command: list[str], log_file: Path) -> tuple[float, float, int]:
-    """Run a command; return (wall seconds, peak RSS in MiB, exit code)."""
+def cpu_ticks() -> tuple[int, int]:
+    """(steal, total) jiffies of all CPUs from /proc/stat; (0, 0) where there is none."""
+    try:
+        fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return 0, 0
+    return (fields[7] if len(fields) > 7 else 0), sum(fields)
+
+
+def run_measured(command: list[str], log_file: Path) -> dict:
+    """Run a command; return its wall seconds, CPU seconds, peak RSS in MiB, exit code and the share of
+    CPU time the host stole meanwhile (on a shared virtual machine a busy host slows every figure)."""
     started = time.perf_counter()
+    steal_before, total_before = cpu_ticks()
     with open(log_file, "ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
         _, status, usage = os.wait4(process.pid, 0)
-    return time.perf_counter() - started, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+    steal_after, total_after = cpu_ticks()
+    return dict(wall=time.perf_counter() - started, cpu=usage.ru_utime + usage.ru_stime, rss=usage.ru_maxrss / 1024,
+                code=os.waitstatus_to_exitcode(status), steal=(steal_after - steal_before) / max(1, total_after - total_before))
 
 
 def model_size(architecture: str) -> tuple[int, int]:
@@ -81,31 +94,35 @@ def main() -> int:
         name = f"bench-{preset}{'-cv5' if options else ''}-{stamp}"
         command = [*cli, "train", "--preset", preset, "--name", name, "--quiet", *options, *shlex.split(args.extra)]
         print("$", " ".join(command[2:]), flush=True)
-        wall, rss, code = run_measured(command, log_file)
-        if code != 0:
-            print(f"train failed ({code}); see {log_file}", file=sys.stderr)
+        train = run_measured(command, log_file)
+        if train["code"] != 0:
+            print(f"train failed ({train['code']}); see {log_file}", file=sys.stderr)
             return 1
-        predict_wall, predict_rss, code = run_measured([*cli, "predict", "--experiment", name], log_file)
-        if code != 0:
-            print(f"predict failed ({code}); see {log_file}", file=sys.stderr)
+        predict = run_measured([*cli, "predict", "--experiment", name], log_file)
+        if predict["code"] != 0:
+            print(f"predict failed ({predict['code']}); see {log_file}", file=sys.stderr)
             return 1
         metrics = json.loads((root / "models" / name / "metrics.json").read_text())
         params, flops = model_size(metrics["architecture"])
-        results.append(dict(run=f"{preset}{' --cv 5' if options else ''}", metrics=metrics, wall=wall, rss=rss,
-                            predict_wall=predict_wall, predict_rss=predict_rss, params=params, flops=flops))
+        results.append(dict(run=f"{preset}{' --cv 5' if options else ''}", metrics=metrics, train=train, predict=predict,
+                            params=params, flops=flops))
         print(f"  {metrics['validation']} accuracy {metrics['score']:.5f}, train {metrics['train_seconds']:.0f} s, "
-              f"{metrics['images_per_second']} img/s, peak RSS {rss:.0f} MiB, predict {predict_wall:.0f} s", flush=True)
+              f"{metrics['images_per_second']} img/s, {train['cpu']:.0f} CPU s, host steal {train['steal']:.0%}, "
+              f"peak RSS {train['rss']:.0f} MiB, predict {predict['wall']:.0f} s", flush=True)
 
     seed_seconds = results[0]["metrics"]["train_seconds"]
+    seed_cpu = results[0]["train"]["cpu"]
     lines = [
         f"## {datetime.date.today().isoformat()}: `python scripts/benchmark.py {' '.join(sys.argv[1:])}`".rstrip(),
         "",
         f"{os.cpu_count()} cores ({cpu_name()}), TensorFlow CPU, full data: 42,000 train rows, 28,000 test rows."
         " Accuracy is on the stratified 10% holdout (seed 42, the same rows for every preset) or out-of-fold for --cv."
-        " Train seconds include validation predictions; predict seconds include starting Python and TensorFlow.",
+        " Train seconds include validation predictions; predict seconds include starting Python and TensorFlow."
+        " CPU s is the training process's user + system time; host steal is the share of the machine's CPU time"
+        " the virtual machine's host took during the run, which slows the wall-clock figures (the ratios to seed less so).",
         "",
-        "| run | architecture | params | MFLOPs/image | epochs | accuracy | train s | x seed time | train images/s | predict 28k s | peak RSS MiB train / predict |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| run | architecture | params | MFLOPs/image | epochs | accuracy | train s | x seed time | train CPU s | x seed CPU | host steal | train images/s | predict 28k s | peak RSS MiB train / predict |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for result in results:
         metrics = result["metrics"]
@@ -113,10 +130,11 @@ def main() -> int:
         lines.append(
             f"| {result['run']} | {metrics['architecture']} | {result['params']:,} | {result['flops'] / 1e6:.1f} | {config['epochs']} | "
             f"{metrics['score'] * 100:.2f}% ({metrics['validation']}) | {metrics['train_seconds']:.0f} | "
-            f"{metrics['train_seconds'] / seed_seconds:.1f} | {metrics['images_per_second'] or 0:.0f} | {result['predict_wall']:.0f} | {result['rss']:.0f} / {result['predict_rss']:.0f} |"
+            f"{metrics['train_seconds'] / seed_seconds:.1f} | {result['train']['cpu']:.0f} | {result['train']['cpu'] / seed_cpu:.1f} | {result['train']['steal']:.0%} | "
+            f"{metrics['images_per_second'] or 0:.0f} | {result['predict']['wall']:.0f} | {result['train']['rss']:.0f} / {result['predict']['rss']:.0f} |"
         )
         if metrics.get("fold_accuracies"):
-            lines.append(f"|  | folds: {', '.join(f'{value * 100:.2f}%' for value in metrics['fold_accuracies'])} | | | | | | | | | |")
+            lines.append(f"|  | folds: {', '.join(f'{value * 100:.2f}%' for value in metrics['fold_accuracies'])} |" + " |" * 12)
     lines.append("")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     previous = args.out.read_text() if args.out.exists() else "# Benchmarks\n\nFigures from `scripts/benchmark.py`, newest first.\n\n"

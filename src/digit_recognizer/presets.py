@@ -44,7 +44,7 @@ PRESETS: dict[str, Preset] = {
         Preset(
             name="fast",
             architecture="compact",
-            epochs=6,
+            epochs=8,
             batch_size=128,
             learning_rate=3e-3,
             schedule="cosine",
