@@ -52,6 +52,9 @@ def run_measured(command: list[str], log_file: Path) -> dict:
 
 
 def model_size(architecture: str) -> tuple[int, int]:
+    from digit_recognizer.keras_import import import_keras_quietly
+
+    import_keras_quietly()
     from digit_recognizer.models import build_model, count_flops
 
     model = build_model(architecture, (28, 28, 1), 10)
@@ -82,7 +85,8 @@ def main() -> int:
     log_file = root / "benchmark.log"
     root.mkdir(parents=True, exist_ok=True)
     cli = [sys.executable, "-m", "digit_recognizer", "--root", str(root)]
-    subprocess.run([*cli, "fetch", "--zip", str(args.zip)], check=True)
+    if subprocess.run([*cli, "fetch", "--zip", str(args.zip)]).returncode != 0:
+        return 1  # fetch printed the reason (e.g. no zip at --zip)
 
     presets = [name for name in args.presets.split(",") if name]
     if "seed" in presets:

@@ -51,7 +51,7 @@ PRESETS: dict[str, Preset] = {
             augment=True,
             label_smoothing=0.05,
             patience=0,
-            description="batch-normalised compact CNN, augmentation, cosine schedule (default)",
+            description="compact batch-normalised CNN, 8 epochs, augmentation, cosine schedule (default)",
         ),
         Preset(
             name="strong",
@@ -63,7 +63,7 @@ PRESETS: dict[str, Preset] = {
             augment=True,
             label_smoothing=0.1,
             patience=0,
-            description="Deotte's batch-normalised CNN, augmentation, long cosine schedule, weight averaging (EMA): best single model",
+            description="Deotte's batch-normalised CNN, 30 epochs, augmentation, cosine schedule, weight averaging (EMA): best single model",
             ema=True,
         ),
     )
