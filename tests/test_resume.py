@@ -339,6 +339,69 @@ def test_no_backup_means_epoch_zero(tmp_path, tiny_model):
     assert list(tmp_path.iterdir()) == []
 
 
+def _weights_like(model, value):
+    return [np.full(w.shape, value, dtype=w.dtype) for w in model.get_weights()]
+
+
+def test_early_stopping_resumes_with_its_best_score_wait_and_weights(tmp_path, tiny_model):
+    # after a resume, early stopping knows the best logged epoch (the first maximum), how long it has waited
+    # since, and that epoch's weights; the model keeps the latest weights it resumed with
+    backup_dir, history = tmp_path / "backup-0", tmp_path / "history-0.csv"
+    history.write_text("epoch,accuracy,loss,val_accuracy,val_loss\n0,0.4,2,0.5,2\n1,0.6,1,0.7,1\n2,0.7,1,0.7,1\n3,0.8,1,0.6,1\n")
+    tiny_model.set_weights(_weights_like(tiny_model, 1.0))
+    backup_dir.mkdir()
+    tiny_model.save_weights(str(train.best_weights_file(backup_dir, 1)))
+    tiny_model.set_weights(_weights_like(tiny_model, 3.0))
+    early_stopping = train.resumable_early_stopping(backup_dir, history, patience=4)
+    early_stopping.set_model(tiny_model)
+    early_stopping.on_train_begin()
+    assert (early_stopping.best, early_stopping.best_epoch, early_stopping.wait) == (0.7, 1, 2)
+    assert all(np.all(w == 1.0) for w in early_stopping.best_weights)
+    assert all(np.all(w == 3.0) for w in tiny_model.get_weights())
+
+
+@pytest.mark.parametrize("log", [None, "epoch,accuracy,loss,val_accuracy,val_loss\n0,0.4,2,0.5,2\n", "epo"])
+def test_early_stopping_without_its_saved_state_starts_afresh(tmp_path, tiny_model, log):
+    # no log, no best-weights file (a backup from before) or a damaged log: counting starts from scratch
+    history = tmp_path / "history-0.csv"
+    if log is not None:
+        history.write_text(log)
+    early_stopping = train.resumable_early_stopping(tmp_path / "backup-0", history, patience=4)
+    early_stopping.set_model(tiny_model)
+    early_stopping.on_train_begin()
+    assert (early_stopping.best, early_stopping.wait, early_stopping.best_weights) == (None, 0, None)
+
+
+def test_early_stopping_keeps_the_best_and_the_previous_best_weights(tmp_path, tiny_model):
+    # each improvement writes best-<epoch>.weights.h5 and keeps the one before it (the resume point until the
+    # backup commits the epoch); epochs that do not improve write nothing
+    backup_dir = tmp_path / "backup-0"
+    early_stopping = train.resumable_early_stopping(backup_dir, tmp_path / "history-0.csv", patience=10)
+    early_stopping.set_model(tiny_model)
+    early_stopping.on_train_begin()
+    kept = []
+    for epoch, score in enumerate([0.5, 0.4, 0.6, 0.8, 0.8]):
+        early_stopping.on_epoch_end(epoch, {"val_accuracy": score})
+        kept.append(sorted(path.name for path in backup_dir.iterdir()))
+    assert kept == [["best-0.weights.h5"], ["best-0.weights.h5"], ["best-0.weights.h5", "best-2.weights.h5"],
+                    ["best-2.weights.h5", "best-3.weights.h5"], ["best-2.weights.h5", "best-3.weights.h5"]]
+
+
+def test_early_stopping_in_a_real_run_saves_the_best_epoch(tmp_path, sample_root):
+    # train --patience: the saved model scores the best logged validation accuracy (best weights restored),
+    # and the backup folder with the best-weights files is gone once the model is saved
+    from digit_recognizer.cli import main
+
+    root = _project(sample_root, tmp_path)
+    assert main(["--root", str(root), "train", "--preset", "seed", "--epochs", "10", "--patience", "2", "--learning-rate", "0.03",
+                 "--max-rows", "300", "--name", "stopping", "--quiet"]) == 0
+    experiment = root / "models" / "stopping"
+    logged = pd.read_csv(experiment / "history-0.csv")["val_accuracy"]
+    assert 3 <= len(logged) <= 10
+    assert json.loads((experiment / "metrics.json").read_text())["score"] == pytest.approx(logged.max(), abs=1e-6)
+    assert not (experiment / "backup-0").exists()
+
+
 HEADER = "epoch,accuracy,loss\r\n"
 
 

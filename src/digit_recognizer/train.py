@@ -198,15 +198,14 @@ def train_member(config: ExperimentConfig, competition: Competition, experiment_
         return train_member(config, competition, experiment_dir, member, train_images, train_labels, valid_images, valid_labels,
                             verbose=verbose, devices=devices, throughput=throughput)
     trim_history(history_file, completed)
-    callbacks = [
-        # The log first, the backup second: a kill between the two logs an epoch the backup lacks, and
-        # trim_history drops that row on resume, so the log ends with each epoch exactly once.
-        keras.callbacks.CSVLogger(str(history_file), append=True),
-        # Kept until the member's outputs are saved (train_experiment deletes it), so a kill in between resumes at the end.
-        atomic_backup_callback(backup_dir),
-    ]
+    # The log first, the backup last: a kill between the two logs an epoch the backup lacks, and trim_history
+    # drops that row on resume, so the log ends with each epoch exactly once. Early stopping saves its best
+    # weights before the backup commits the epoch, so a resumed run finds the weights of every logged best epoch.
+    callbacks = [keras.callbacks.CSVLogger(str(history_file), append=True)]
     if config.patience and valid_data is not None:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience, restore_best_weights=True))
+        callbacks.append(resumable_early_stopping(backup_dir, history_file, config.patience))
+    # Kept until the member's outputs are saved (train_experiment deletes it), so a kill in between resumes at the end.
+    callbacks.append(atomic_backup_callback(backup_dir))
     started = time.perf_counter()
     history = model.fit(train_data, validation_data=valid_data, epochs=config.epochs, callbacks=callbacks, verbose=verbose,
                         shuffle=False)  # tf.data shuffles already; Keras would warn that it ignores shuffle=True
@@ -236,6 +235,57 @@ def atomic_backup_callback(backup_dir: Path):
             write_json(Path(self._training_metadata_path), {"epoch": self._current_epoch, "batch": self._last_batch_seen})
 
     return AtomicBackupAndRestore(str(backup_dir), save_freq="epoch", delete_checkpoint=False)
+
+
+def best_weights_file(backup_dir: Path, epoch: int) -> Path:
+    return Path(backup_dir) / f"best-{epoch}.weights.h5"
+
+
+def logged_scores(history_file: Path, monitor: str) -> list[float]:
+    """The ``monitor`` column of a per-epoch log (CSVLogger), one value an epoch; [] without a usable log."""
+    import pandas as pd
+
+    try:
+        return [float(value) for value in pd.read_csv(history_file)[monitor]]
+    except (OSError, ValueError, KeyError, pd.errors.EmptyDataError):
+        return []
+
+
+def resumable_early_stopping(backup_dir: Path, history_file: Path, patience: int, monitor: str = "val_accuracy"):
+    """keras.callbacks.EarlyStopping (best weights restored) that carries on across a resume as if never stopped:
+    the best score and the epochs waited since are read back from the per-epoch log, and the best epoch's weights
+    from ``best-<epoch>.weights.h5`` in the backup folder, which it writes whenever the score improves."""
+    import keras
+
+    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            scores = logged_scores(history_file, monitor)
+            if not scores:
+                return
+            best_epoch = int(np.argmax(scores))  # the first maximum: EarlyStopping counts only strict improvements
+            best_file = best_weights_file(backup_dir, best_epoch)
+            if not best_file.exists():
+                return  # a backup from before this callback: start counting afresh
+            latest = self.model.get_weights()
+            self.model.load_weights(best_file)
+            self.best_weights = self.model.get_weights()
+            self.model.set_weights(latest)
+            self.best, self.best_epoch, self.wait = scores[best_epoch], best_epoch, len(scores) - 1 - best_epoch
+
+        def on_epoch_end(self, epoch, logs=None):
+            previous_best = self.best_epoch
+            super().on_epoch_end(epoch, logs)
+            if self.best_epoch != epoch:
+                return
+            with atomic_path(best_weights_file(backup_dir, epoch), suffix=".weights.h5") as tmp:
+                self.model.save_weights(str(tmp))
+            # Keep the previous best too: until the backup commits this epoch, a resume goes back to that one.
+            for stale in Path(backup_dir).glob("best-*.weights.h5"):
+                if stale.name not in {best_weights_file(backup_dir, e).name for e in (epoch, previous_best)}:
+                    stale.unlink(missing_ok=True)
+
+    return ResumableEarlyStopping(monitor=monitor, mode="max", patience=patience, restore_best_weights=True)
 
 
 def check_backup(model, backup_dir: Path, epochs: int) -> int | None:
