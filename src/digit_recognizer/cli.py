@@ -31,6 +31,7 @@ With the real competition data:
   digit-recognizer train --preset fast
   digit-recognizer predict
   digit-recognizer validate submissions/submission.csv
+  digit-recognizer ensemble EXPERIMENT EXPERIMENT ...   average experiments into one submission
 """
 
 
@@ -239,6 +240,43 @@ def run_prediction(paths, competition, experiment=None, tta=False):
     return prediction
 
 
+# ---------------------------------------------------------------- ensemble
+def add_ensemble(subparsers):
+    parser = subparsers.add_parser(
+        "ensemble", help="average several experiments' test probabilities into one submission",
+        description="Average the test probabilities of trained experiments (each is predicted first if `predict` has not "
+                    "saved them) and write submissions/<name>.csv and submission.csv. The ensemble is scored on the "
+                    "validation rows all of them held out: the holdout rows when they share a split (same --seed "
+                    "and --holdout), every train row when all are --cv runs on the same folds.",
+        epilog="example: digit-recognizer ensemble strong-cv5 fast-a fast-b --weights 2,1,1 --name blend")
+    parser.add_argument("experiments", nargs="+", metavar="EXPERIMENT", help="two or more trained experiments")
+    parser.add_argument("--name", help="the ensemble's name, keying its outputs (default ensemble-<date>-<time>)")
+    parser.add_argument("--weights", help="comma-separated weights, one per experiment (default: equal)")
+    parser.set_defaults(func=cmd_ensemble)
+
+
+def cmd_ensemble(args) -> int:
+    from digit_recognizer.ensemble import ensemble_experiments
+
+    paths, competition = _context(args)
+    name = args.name or time.strftime("ensemble-%Y%m%d-%H%M%S")
+    result = ensemble_experiments(paths, competition, args.experiments, name, args.weights)
+    for experiment, weight in zip(result.members, result.weights):
+        member_score = result.member_scores.get(experiment)
+        scored = f", {member_score:.5f} on the shared rows" if member_score is not None else ""
+        _say(f"  {experiment}: weight {weight:.3g}{scored}")
+    if result.score is not None:
+        _say(f"ensemble {name}: accuracy {result.score:.5f} on {result.validation_rows} shared validation rows ({result.validation})")
+    for note in result.notes:
+        _say(f"note: {note}")
+    _say(f"submission: {result.submission}")
+    _say(f"latest:     {result.latest}")
+    module = _optional_module("digit_recognizer.cli_report")
+    if module is not None and hasattr(module, "after_ensemble"):
+        module.after_ensemble(result, paths, competition, say=_say)
+    return 0
+
+
 # ---------------------------------------------------------------- validate
 def add_validate(subparsers):
     parser = subparsers.add_parser("validate", help="check a submission file against the competition's format (and score it on the sample)",
@@ -327,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--root", type=Path, help="project folder holding inputs/, models/, submissions/ (default: found from the working directory)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (add_run, add_fetch, add_train, add_predict, add_validate):
+    for add in (add_run, add_fetch, add_train, add_predict, add_ensemble, add_validate):
         add(subparsers)
     for name in EXTENSION_MODULES:
         module = _optional_module(name)

@@ -9,6 +9,7 @@ module level, so ``digit-recognizer --help`` stays instant.
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 from digit_recognizer.errors import UserError
@@ -167,6 +168,29 @@ def after_prediction(prediction, paths, competition, say=print) -> None:
             check = None
         fields["local_key_score"] = _format_score(check.accuracy) if check is not None and check.accuracy is not None else ""
     leaderboard.upsert(paths.leaderboard, prediction.experiment, **fields)
+
+
+def after_ensemble(result, paths, competition, say=print) -> None:
+    """Record the ensemble on the leaderboard (scored on its members' shared validation rows)."""
+    from digit_recognizer import leaderboard
+
+    rows = {row["experiment"]: row for row in leaderboard.read_rows(paths.leaderboard)}
+    members = [rows.get(experiment, {}) for experiment in result.members]
+    architectures = list(dict.fromkeys(row["architecture"] for row in members if row.get("architecture")))
+    seeds = {row.get("seed", "") for row in members}
+    leaderboard.upsert(paths.leaderboard, result.name, preset="ensemble", architecture="+".join(architectures),
+                       seed=seeds.pop() if len(seeds) == 1 else "",
+                       validation=result.validation, score=_format_score(result.score), date=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                       git_commit=git_commit(paths.root), submission_file=_relative_to_root(result.submission, paths))
+    if paths.test_labels.is_file():
+        from digit_recognizer.submission import check_submission
+
+        check = check_submission(result.submission, paths, competition)
+        if check.accuracy is not None:
+            leaderboard.upsert(paths.leaderboard, result.name, local_key_score=_format_score(check.accuracy))
+            say(f"accuracy {check.accuracy:.5f} against the sample's answer key")
+    rank, total = _rank(paths, result.name)
+    say(f"leaderboard: rank {rank} of {total} ({_relative_to_root(paths.leaderboard, paths)}; `digit-recognizer leaderboard` shows it)")
 
 
 def _same_content(first: Path, second: Path) -> bool:

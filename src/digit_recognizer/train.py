@@ -346,6 +346,8 @@ def prepare_experiment_dir(paths: Paths, config: ExperimentConfig, fingerprint: 
 
     experiment_dir = paths.experiment_dir(config.name)
     config_file = experiment_dir / "config.json"
+    if (experiment_dir / "ensemble.json").exists():
+        raise UserError(f"'{config.name}' is an ensemble ({experiment_dir}); choose another --name")
     record = {"config": config.to_dict(), "data_fingerprint": fingerprint, "split_file": str(split_file.relative_to(paths.root)) if split_file.is_relative_to(paths.root) else str(split_file)}
     if config_file.exists():
         try:

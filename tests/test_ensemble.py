@@ -1,0 +1,116 @@
+"""The ensemble stage: averaging experiments' test probabilities, scoring on shared validation rows, refusals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from badfiles import copy_project
+from digit_recognizer import ensemble, leaderboard
+from digit_recognizer.cli import main
+from digit_recognizer.config import Paths
+
+
+@pytest.fixture(scope="module")
+def two_experiments(tmp_path_factory, trained_project):
+    """A copy of the trained project with a second holdout experiment ('other', same seed, so the same holdout
+    rows) and a 2-fold CV experiment ('folds'); only 'tiny' has been predicted."""
+    paths = Paths(copy_project(trained_project.root, tmp_path_factory.mktemp("ensemble")))
+    quick = ["--preset", "seed", "--epochs", "1", "--quiet"]
+    assert main(["--root", str(paths.root), "train", *quick, "--name", "other", "--learning-rate", "3e-3"]) == 0
+    assert main(["--root", str(paths.root), "train", *quick, "--name", "folds", "--cv", "2"]) == 0
+    return paths
+
+
+def _run(paths: Paths, *args: str) -> int:
+    return main(["--root", str(paths.root), "ensemble", *args])
+
+
+def _oof(paths: Paths, experiment: str) -> pd.DataFrame:
+    with np.load(paths.experiment_dir(experiment) / "oof.npz") as saved:
+        return pd.DataFrame({"label": saved["labels"], **{f"p{k}": saved["probabilities"][:, k] for k in range(10)}},
+                            index=saved["rows"])
+
+
+@pytest.mark.parametrize("weights, expected", [(None, (0.5, 0.5)), ("3,1", (0.75, 0.25))])
+def test_ensemble_averages_probabilities_and_scores_the_shared_holdout(two_experiments, weights, expected):
+    # the ensemble's test probabilities are the weighted mean of its members' (the unpredicted member is
+    # predicted on the way), its submission is their argmax, and its score is the accuracy of the weighted
+    # mean of the members' validation probabilities on the holdout rows they share
+    paths = two_experiments
+    name = f"blend-{weights or 'equal'}".replace(",", "-")
+    assert _run(paths, "tiny", "other", "--name", name, *(["--weights", weights] if weights else [])) == 0
+    members = [np.load(paths.experiment_dir(experiment) / "test-probabilities.npy") for experiment in ("tiny", "other")]
+    blended = np.load(paths.experiment_dir(name) / "test-probabilities.npy")
+    assert np.allclose(blended, expected[0] * members[0] + expected[1] * members[1], atol=1e-6)
+    assert (pd.read_csv(paths.submission_file(name))["Label"].to_numpy() == blended.argmax(1)).all()
+    assert paths.latest_submission.read_bytes() == paths.submission_file(name).read_bytes()
+
+    tiny, other = _oof(paths, "tiny"), _oof(paths, "other")
+    assert tiny.index.equals(other.index)  # same seed and holdout: the same rows
+    columns = [f"p{k}" for k in range(10)]
+    average = expected[0] * tiny[columns].to_numpy() + expected[1] * other[columns].to_numpy()
+    record = json.loads((paths.experiment_dir(name) / "ensemble.json").read_text())
+    assert record["score"] == pytest.approx((average.argmax(1) == tiny["label"].to_numpy()).mean())
+    assert record["validation_rows"] == len(tiny) and record["validation"] == "holdout-0.1"
+    row = next(row for row in leaderboard.read_rows(paths.leaderboard) if row["experiment"] == name)
+    assert row["preset"] == "ensemble" and float(row["score"]) == pytest.approx(record["score"], abs=1e-5)
+    assert row["local_key_score"]  # the sample's answer key scores the submission too
+
+
+def test_holdout_and_cv_members_are_scored_on_the_holdout_rows(two_experiments):
+    # a CV experiment validated every row, so with a holdout experiment the shared rows are the holdout rows
+    paths = two_experiments
+    assert _run(paths, "tiny", "folds", "--name", "mixed") == 0
+    record = json.loads((paths.experiment_dir("mixed") / "ensemble.json").read_text())
+    assert record["validation_rows"] == len(_oof(paths, "tiny")) < len(_oof(paths, "folds"))
+    assert record["validation"] == f"shared-{record['validation_rows']}"
+    assert set(record["member_scores"]) == {"tiny", "folds"}
+
+
+def test_take_rows_aligns_members_by_train_row():
+    # members list their validation rows in different orders; take_rows picks each row's label and probabilities
+    holdout = ensemble.MemberValidation(np.array([7, 2, 5]), np.array([1, 2, 3]), np.eye(10)[[1, 2, 3]])
+    label_of_row = np.array([0, 0, 2, 0, 0, 3, 0, 1, 0])
+    folds_rows = np.arange(9)[::-1]
+    folds = ensemble.MemberValidation(folds_rows, label_of_row[folds_rows], np.eye(10)[folds_rows])  # argmax = row
+    rows = ensemble.shared_rows([holdout, folds])
+    assert rows.tolist() == [2, 5, 7]
+    assert ensemble.take_rows(holdout, rows).labels.tolist() == [2, 3, 1]
+    assert ensemble.take_rows(folds, rows).labels.tolist() == [2, 3, 1]
+    assert ensemble.take_rows(folds, rows).probabilities.argmax(1).tolist() == [2, 5, 7]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["tiny"], "at least two different experiments"),
+    (["tiny", "tiny"], "at least two different experiments"),
+    (["tiny", "missing"], "experiment 'missing' has no finished training"),
+    (["tiny", "other", "--weights", "1"], "1 numbers for 2 experiments"),
+    (["tiny", "other", "--weights", "a,b"], "expected 2 comma-separated numbers"),
+    (["tiny", "other", "--weights=-1,2"], "non-negative"),
+    (["tiny", "other", "--weights", "0,0"], "non-negative"),
+    (["tiny", "other", "--name", "other"], "is one of the ensemble's experiments"),
+    (["tiny", "other", "--name", "folds"], "holds a trained experiment"),
+    (["tiny", "other", "--name", "../escape"], "use letters, digits"),
+])
+def test_bad_ensembles_are_refused_with_one_line_and_nothing_written(two_experiments, capsys, args, message):
+    # each refusal: exit 2, one `error:` line naming the problem, no submission or ensemble folder written
+    paths = two_experiments
+    before = sorted(p.name for p in paths.submissions.iterdir()), sorted(p.name for p in paths.models.iterdir())
+    capsys.readouterr()
+    assert _run(paths, *args) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("error: ") and message in error[0]
+    assert (sorted(p.name for p in paths.submissions.iterdir()), sorted(p.name for p in paths.models.iterdir())) == before
+
+
+def test_train_refuses_an_ensembles_name(two_experiments, capsys):
+    # an ensemble's folder is not an experiment: training under its name is refused
+    paths = two_experiments
+    assert _run(paths, "tiny", "other", "--name", "taken") == 0
+    capsys.readouterr()
+    assert main(["--root", str(paths.root), "train", "--preset", "seed", "--epochs", "1", "--name", "taken", "--quiet"]) == 2
+    assert "is an ensemble" in capsys.readouterr().err
