@@ -244,11 +244,12 @@ def run_prediction(paths, competition, experiment=None, tta=False):
 def add_ensemble(subparsers):
     parser = subparsers.add_parser(
         "ensemble", help="average several experiments' test probabilities into one submission",
-        description="Average the test probabilities of trained experiments (each is predicted first if `predict` has not "
-                    "saved them) and write submissions/<name>.csv and submission.csv. The ensemble is scored on the "
-                    "validation rows all of them held out: the holdout rows when they share a split (same --seed "
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Average the test probabilities of trained experiments (each is predicted first if `predict` has\n"
+                    "not saved them) and write submissions/<name>.csv and submission.csv. The ensemble is scored on\n"
+                    "the validation rows all of them held out: the holdout rows when they share a split (same --seed\n"
                     "and --holdout), every train row when all are --cv runs on the same folds.",
-        epilog="example: digit-recognizer ensemble strong-cv5 fast-a fast-b --weights 2,1,1 --name blend")
+        epilog="example:\n  digit-recognizer ensemble strong-cv5 fast-a fast-b --weights 2,1,1 --name blend")
     parser.add_argument("experiments", nargs="+", metavar="EXPERIMENT", help="two or more trained experiments")
     parser.add_argument("--name", help="the ensemble's name, keying its outputs (default ensemble-<date>-<time>)")
     parser.add_argument("--weights", help="comma-separated weights, one per experiment (default: equal)")
