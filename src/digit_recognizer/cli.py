@@ -206,9 +206,7 @@ def run_training(config, paths, competition, quiet: bool = False):
 
 def after_training(experiment: str, paths, competition) -> None:
     """Hook for reports and the leaderboard (provided by cli_report when present)."""
-    module = _optional_module("digit_recognizer.cli_report")
-    if module is not None and hasattr(module, "after_training"):
-        module.after_training(experiment, paths, competition, say=_say)
+    _call_hook("digit_recognizer.cli_report", "after_training", experiment, paths, competition)
 
 
 # ---------------------------------------------------------------- predict
@@ -234,9 +232,7 @@ def run_prediction(paths, competition, experiment=None, tta=False):
     _say(f"predicted {len(prediction.probabilities)} test images with {prediction.experiment}")
     _say(f"submission: {prediction.submission}")
     _say(f"latest:     {prediction.latest}")
-    module = _optional_module("digit_recognizer.cli_report")
-    if module is not None and hasattr(module, "after_prediction"):
-        module.after_prediction(prediction, paths, competition, say=_say)
+    _call_hook("digit_recognizer.cli_report", "after_prediction", prediction, paths, competition)
     return prediction
 
 
@@ -272,9 +268,7 @@ def cmd_ensemble(args) -> int:
         _say(f"note: {note}")
     _say(f"submission: {result.submission}")
     _say(f"latest:     {result.latest}")
-    module = _optional_module("digit_recognizer.cli_report")
-    if module is not None and hasattr(module, "after_ensemble"):
-        module.after_ensemble(result, paths, competition, say=_say)
+    _call_hook("digit_recognizer.cli_report", "after_ensemble", result, paths, competition)
     return 0
 
 
@@ -302,9 +296,7 @@ def run_validation(paths, competition, file):
     if check.accuracy is not None:
         line += f"; accuracy {check.accuracy:.5f} against the sample's answer key"
     _say(line)
-    module = _optional_module("digit_recognizer.cli_report")
-    if module is not None and hasattr(module, "after_validation"):
-        module.after_validation(check, paths, competition, say=_say)
+    _call_hook("digit_recognizer.cli_report", "after_validation", check, paths, competition)
     return check
 
 
@@ -334,9 +326,7 @@ def cmd_run(args) -> int:
     run_training(config, paths, competition, quiet=args.quiet)
     run_prediction(paths, competition, config.name, tta=args.tta)
     run_validation(paths, competition, paths.submission_file(config.name))
-    module = _optional_module("digit_recognizer.cli_images")
-    if module is not None and hasattr(module, "after_run"):
-        module.after_run(config.name, paths, competition, say=_say)
+    _call_hook("digit_recognizer.cli_images", "after_run", config.name, paths, competition)
     return 0
 
 
@@ -352,6 +342,13 @@ def _has_kaggle_credentials() -> bool:
 
 
 # ---------------------------------------------------------------- main
+def _call_hook(module_name: str, hook: str, *args) -> None:
+    """Call ``module_name.hook(*args, say=_say)`` when that extension module and hook exist."""
+    module = _optional_module(module_name)
+    if module is not None and hasattr(module, hook):
+        getattr(module, hook)(*args, say=_say)
+
+
 def _optional_module(name: str):
     try:
         return importlib.import_module(name)
