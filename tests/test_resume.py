@@ -23,7 +23,7 @@ from digit_recognizer.config import Paths
 pytestmark = pytest.mark.slow
 
 # Small batches make epochs last about a second on tiny data, so a kill lands mid-run.
-EPOCHS = 5
+EPOCHS = 8  # a wide window: a test process starved of CPU for seconds still interrupts mid-run
 HOLDOUT_ARGS = ("--preset", "seed", "--epochs", str(EPOCHS), "--batch-size", "8", "--max-rows", "600", "--quiet")
 CV_ARGS = ("--preset", "seed", "--epochs", "3", "--batch-size", "8", "--max-rows", "400", "--cv", "2", "--quiet")
 
