@@ -23,7 +23,7 @@ from digit_recognizer.config import Paths
 pytestmark = pytest.mark.slow
 
 # Small batches make epochs last about a second on tiny data, so a kill lands mid-run.
-EPOCHS = 8  # a wide window: a test process starved of CPU for seconds still interrupts mid-run
+EPOCHS = 5
 HOLDOUT_ARGS = ("--preset", "seed", "--epochs", str(EPOCHS), "--batch-size", "8", "--max-rows", "600", "--quiet")
 CV_ARGS = ("--preset", "seed", "--epochs", "3", "--batch-size", "8", "--max-rows", "400", "--cv", "2", "--quiet")
 
@@ -36,8 +36,11 @@ class Run:
         self.out_file, self.err_file = root / f"{tag}.out", root / f"{tag}.err"
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
         with open(self.out_file, "w") as out, open(self.err_file, "w") as err:
+            # SIGINT back to its default in the child: a suite started in the background (`cmd &` in a script)
+            # inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler, so Ctrl-C would do nothing.
             self.process = subprocess.Popen([sys.executable, "-m", "digit_recognizer", "--root", str(root), "train", *args],
-                                            stdout=out, stderr=err, env=env)
+                                            stdout=out, stderr=err, env=env,
+                                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     @property
     def stdout(self) -> str:
