@@ -57,6 +57,20 @@ def write_bytes(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
+def write_npy(path: Path, array) -> None:
+    import numpy as np
+
+    with atomic_path(path) as tmp:  # the temporary name keeps the .npy suffix, so np.save adds none
+        np.save(tmp, array)
+
+
+def write_npz(path: Path, **arrays) -> None:
+    import numpy as np
+
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **arrays)
+
+
 def write_json(path: Path, data: object) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 

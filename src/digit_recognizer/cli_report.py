@@ -9,7 +9,6 @@ module level, so ``digit-recognizer --help`` stays instant.
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 from digit_recognizer.errors import UserError
@@ -160,14 +159,19 @@ def after_prediction(prediction, paths, competition, say=print) -> None:
         return
     fields = {"submission_file": _relative_to_root(prediction.submission, paths)}
     if paths.test_labels.is_file():
-        from digit_recognizer.submission import check_submission
-
-        try:
-            check = check_submission(prediction.submission, paths, competition)
-        except UserError:
-            check = None
-        fields["local_key_score"] = _format_score(check.accuracy) if check is not None and check.accuracy is not None else ""
+        accuracy = local_key_accuracy(prediction.submission, paths, competition)
+        fields["local_key_score"] = _format_score(accuracy)
     leaderboard.upsert(paths.leaderboard, prediction.experiment, **fields)
+
+
+def local_key_accuracy(submission: Path, paths, competition) -> float | None:
+    """The submission's accuracy against the offline sample's answer key (None without a key or a valid file)."""
+    from digit_recognizer.submission import check_submission
+
+    try:
+        return check_submission(submission, paths, competition).accuracy
+    except UserError:
+        return None
 
 
 def after_ensemble(result, paths, competition, say=print) -> None:
@@ -180,15 +184,12 @@ def after_ensemble(result, paths, competition, say=print) -> None:
     seeds = {row.get("seed", "") for row in members}
     leaderboard.upsert(paths.leaderboard, result.name, preset="ensemble", architecture="+".join(architectures),
                        seed=seeds.pop() if len(seeds) == 1 else "",
-                       validation=result.validation, score=_format_score(result.score), date=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                       validation=result.validation, score=_format_score(result.score), date=result.finished,
                        git_commit=git_commit(paths.root), submission_file=_relative_to_root(result.submission, paths))
-    if paths.test_labels.is_file():
-        from digit_recognizer.submission import check_submission
-
-        check = check_submission(result.submission, paths, competition)
-        if check.accuracy is not None:
-            leaderboard.upsert(paths.leaderboard, result.name, local_key_score=_format_score(check.accuracy))
-            say(f"accuracy {check.accuracy:.5f} against the sample's answer key")
+    accuracy = local_key_accuracy(result.submission, paths, competition) if paths.test_labels.is_file() else None
+    if accuracy is not None:
+        leaderboard.upsert(paths.leaderboard, result.name, local_key_score=_format_score(accuracy))
+        say(f"accuracy {accuracy:.5f} against the sample's answer key")
     rank, total = _rank(paths, result.name)
     say(f"leaderboard: rank {rank} of {total} ({_relative_to_root(paths.leaderboard, paths)}; `digit-recognizer leaderboard` shows it)")
 

@@ -10,6 +10,7 @@ cross-validated on the same folds. Outputs are keyed by the ensemble's name:
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digit_recognizer.atomic import atomic_path, write_json
+from digit_recognizer.atomic import write_json, write_npy
 from digit_recognizer.config import Competition, Paths
 from digit_recognizer.data import load_test
 from digit_recognizer.errors import UserError
@@ -45,6 +46,7 @@ class EnsembleResult:
     validation_rows: int
     score: float | None  # accuracy of the averaged probabilities on the shared validation rows
     member_scores: dict[str, float]  # each member's accuracy on the same rows
+    finished: str
     probabilities: np.ndarray
     submission: Path
     latest: Path
@@ -83,10 +85,7 @@ def load_validation(paths: Paths, experiment: str) -> MemberValidation:
 
 def shared_rows(validations: list[MemberValidation]) -> np.ndarray:
     """The train rows every member validated on, sorted."""
-    rows = validations[0].rows
-    for validation in validations[1:]:
-        rows = np.intersect1d(rows, validation.rows)
-    return np.unique(rows)
+    return functools.reduce(np.intersect1d, [validation.rows for validation in validations])
 
 
 def take_rows(validation: MemberValidation, rows: np.ndarray) -> MemberValidation:
@@ -123,8 +122,7 @@ def member_test_probabilities(paths: Paths, competition: Competition, experiment
         except (OSError, ValueError):
             pass  # damaged: predict again
     probabilities = ensemble_probabilities(load_members(paths, experiment), test_images)
-    with atomic_path(saved_file) as tmp:
-        np.save(tmp, probabilities)
+    write_npy(saved_file, probabilities)
     return probabilities
 
 
@@ -179,9 +177,9 @@ def ensemble_experiments(paths: Paths, competition: Competition, experiments: li
     probabilities = sum(weight * member_test_probabilities(paths, competition, experiment, test.images)
                         for weight, experiment in zip(member_weights, experiments)).astype(np.float32)
     folder = paths.experiment_dir(name)
-    with atomic_path(folder / TEST_PROBABILITIES) as tmp:
-        np.save(tmp, probabilities)
+    write_npy(folder / TEST_PROBABILITIES, probabilities)
     labels = probabilities.argmax(axis=1)
+    finished = time.strftime("%Y-%m-%dT%H:%M:%S")
     submission = write_submission(paths.submission_file(name), labels, competition)
     latest = write_submission(paths.latest_submission, labels, competition)
     write_json(folder / ENSEMBLE_FILE, {
@@ -193,7 +191,7 @@ def ensemble_experiments(paths: Paths, competition: Competition, experiments: li
         "score": score,
         "member_scores": member_scores,
         "notes": notes,
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "finished": finished,
     })
-    return EnsembleResult(name, experiments, member_weights, validation, int(len(rows)), score, member_scores,
+    return EnsembleResult(name, experiments, member_weights, validation, int(len(rows)), score, member_scores, finished,
                           probabilities, submission, latest, notes)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digit_recognizer.atomic import atomic_path
+from digit_recognizer.atomic import write_npy
 from digit_recognizer.config import Competition, Paths
 from digit_recognizer.data import load_test
 from digit_recognizer.errors import UserError
@@ -129,8 +129,7 @@ def predict_experiment(paths: Paths, competition: Competition, experiment: str |
     test = load_test(paths, competition)  # before the models: a bad test.csv is reported without loading TensorFlow
     models = load_members(paths, experiment)
     probabilities = ensemble_probabilities(models, test.images, tta=tta)
-    with atomic_path(paths.experiment_dir(experiment) / ("test-probabilities-tta.npy" if tta else "test-probabilities.npy")) as tmp:
-        np.save(tmp, probabilities)
+    write_npy(paths.experiment_dir(experiment) / ("test-probabilities-tta.npy" if tta else "test-probabilities.npy"), probabilities)
     labels = probabilities.argmax(axis=1)
     submission = write_submission(paths.submission_file(experiment), labels, competition)
     latest = write_submission(paths.latest_submission, labels, competition)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from digit_recognizer import split
-from digit_recognizer.atomic import atomic_path, write_json, write_text
+from digit_recognizer.atomic import atomic_path, write_json, write_npz, write_text
 from digit_recognizer.config import Competition, ExperimentConfig, Paths
 from digit_recognizer.data import Dataset, load_train
 from digit_recognizer.errors import UserError
@@ -281,9 +281,9 @@ def resumable_early_stopping(backup_dir: Path, history_file: Path, patience: int
             with atomic_path(best_weights_file(backup_dir, epoch), suffix=".weights.h5") as tmp:
                 self.model.save_weights(str(tmp))
             # Keep the previous best too: until the backup commits this epoch, a resume goes back to that one.
-            for stale in Path(backup_dir).glob("best-*.weights.h5"):
-                if stale.name not in {best_weights_file(backup_dir, e).name for e in (epoch, previous_best)}:
-                    stale.unlink(missing_ok=True)
+            kept = {best_weights_file(backup_dir, epoch), best_weights_file(backup_dir, previous_best)}
+            for stale in set(Path(backup_dir).glob("best-*.weights.h5")) - kept:
+                stale.unlink(missing_ok=True)
 
     return ResumableEarlyStopping(monitor=monitor, mode="max", patience=patience, restore_best_weights=True)
 
@@ -332,11 +332,6 @@ def predict_probabilities(model, images: np.ndarray, batch_size: int = 512) -> n
     for start in range(0, len(images), batch_size):
         probabilities.append(np.asarray(model(to_float(images[start:start + batch_size]), training=False)))
     return np.concatenate(probabilities).astype(np.float32) if probabilities else np.zeros((0, 10), np.float32)
-
-
-def _save_npz(path: Path, **arrays) -> None:
-    with atomic_path(path) as tmp:
-        np.savez(tmp, **arrays)
 
 
 def prepare_experiment_dir(paths: Paths, config: ExperimentConfig, fingerprint: str, split_file: Path, write: bool = True) -> Path:
@@ -398,7 +393,7 @@ def train_experiment(config: ExperimentConfig, paths: Paths, competition: Compet
             model = train_member(config, competition, experiment_dir, member, images[~valid_mask], labels[~valid_mask],
                                  images[valid_mask], labels[valid_mask], verbose=verbose, devices=devices, throughput=throughput)
             probabilities = predict_probabilities(model, images[valid_mask])
-            _save_npz(valid_file, rows=rows[valid_mask], labels=labels[valid_mask], probabilities=probabilities)
+            write_npz(valid_file, rows=rows[valid_mask], labels=labels[valid_mask], probabilities=probabilities)
             shutil.rmtree(experiment_dir / f"backup-{member}", ignore_errors=True)
         with np.load(valid_file, allow_pickle=False) as saved:
             member_probabilities = saved["probabilities"]
@@ -407,7 +402,7 @@ def train_experiment(config: ExperimentConfig, paths: Paths, competition: Compet
         accuracy = float((member_probabilities.argmax(1) == labels[valid_mask]).mean())
         fold_accuracies.append(accuracy)
         log(f"member {member + 1}/{config.num_members}: validation accuracy {accuracy:.5f}")
-    _save_npz(experiment_dir / "oof.npz", rows=rows[validated], labels=labels[validated], probabilities=oof_probabilities[validated],
+    write_npz(experiment_dir / "oof.npz", rows=rows[validated], labels=labels[validated], probabilities=oof_probabilities[validated],
               folds=folds[validated])
     score = float((oof_probabilities[validated].argmax(1) == labels[validated]).mean())
     if config.full_train:
