@@ -52,10 +52,10 @@ def run_measured(command: list[str], log_file: Path) -> dict:
 
 
 def model_size(architecture: str) -> tuple[int, int]:
-    from digit_recognizer.keras_import import import_keras_quietly
+    from digit_recognizer.modeling.keras_import import import_keras_quietly
 
     import_keras_quietly()
-    from digit_recognizer.models import build_model, count_flops
+    from digit_recognizer.modeling.models import build_model, count_flops
 
     model = build_model(architecture, (28, 28, 1), 10)
     return model.count_params(), count_flops(model)

@@ -28,7 +28,7 @@ from digit_recognizer.cli import main
 from digit_recognizer.config import Paths
 
 TRAIN = ("train", "--preset", "seed", "--epochs", "1", "--name", "corpus", "--quiet")
-HAS_IMAGES = importlib.util.find_spec("digit_recognizer.cli_images") is not None
+HAS_IMAGES = importlib.util.find_spec("digit_recognizer.cli.images") is not None
 needs_images = pytest.mark.skipif(not HAS_IMAGES, reason="the `images` command (cli_images) is not installed")
 
 
@@ -173,7 +173,7 @@ MODEL_CASES = [
     Case("metrics-corrupt", "trained", _metrics(lambda text: text[: len(text) // 2]), "metrics.json: corrupt metrics file"),
     Case("metrics-no-members", "trained", _metrics(_with_members([])), "metrics.json: corrupt metrics file"),
     Case("metrics-member-outside", "trained", _metrics(_with_members(["../../inputs/evil.keras"])), "metrics.json: corrupt metrics file"),
-    Case("experiment-unknown", "trained", lambda ctx: ["predict", "--experiment", "nope"], "experiment 'nope' has no finished training"),
+    Case("experiment-unknown", "trained", lambda ctx: ["predict", "--experiment", "nope"], "experiment 'nope' not found under"),
     Case("experiment-none-trained", "data", lambda ctx: ["predict"], "no trained experiment found under models/"),
 ]
 

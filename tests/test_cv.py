@@ -64,8 +64,8 @@ def test_fold_file_is_reused_by_the_next_experiment(cv_project, competition):
 def test_fold_ensemble_averages_member_probabilities(cv_project, competition, tta):
     # the ensemble's probabilities are the mean of each fold model's (over shifted copies too with TTA)
     from digit_recognizer.data import load_test
-    from digit_recognizer.predict import ensemble_probabilities, load_members, shifted_copies
-    from digit_recognizer.train import predict_probabilities
+    from digit_recognizer.modeling.inference import ensemble_probabilities, load_members, shifted_copies
+    from digit_recognizer.modeling.train import predict_probabilities
 
     models = load_members(cv_project, "cv3")
     images = load_test(cv_project, competition).images[:50]
@@ -81,7 +81,7 @@ def test_shifted_copies_move_ink_and_fill_with_zeros():
     image = np.zeros((1, 28, 28, 1), np.uint8)
     image[0, 0, 5, 0] = 255
     image[0, 27, 5, 0] = 200
-    from digit_recognizer.predict import shifted_copies
+    from digit_recognizer.modeling.inference import shifted_copies
 
     copies = shifted_copies(image)
     assert len(copies) == 5
@@ -113,7 +113,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, competition, sample_fra
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from digit_recognizer.config import ExperimentConfig, Paths, load_competition
-        from digit_recognizer.train import choose_strategy, train_experiment
+        from digit_recognizer.modeling.train import choose_strategy, train_experiment
         devices = [device.name for device in tf.config.list_logical_devices("CPU")]
         strategy = choose_strategy(devices)
         print("strategy", type(strategy).__name__, strategy.num_replicas_in_sync)

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from badfiles import copy_project
-from digit_recognizer import ensemble, leaderboard
+from digit_recognizer.experiment import Validation
+from digit_recognizer.modeling import ensemble
+from digit_recognizer.tracking import leaderboard
 from digit_recognizer.cli import main
 from digit_recognizer.config import Paths
 
@@ -73,21 +75,21 @@ def test_holdout_and_cv_members_are_scored_on_the_holdout_rows(two_experiments):
 
 def test_take_rows_aligns_members_by_train_row():
     # members list their validation rows in different orders; take_rows picks each row's label and probabilities
-    holdout = ensemble.MemberValidation(np.array([7, 2, 5]), np.array([1, 2, 3]), np.eye(10)[[1, 2, 3]])
+    holdout = Validation(np.array([7, 2, 5]), np.array([1, 2, 3]), np.eye(10)[[1, 2, 3]])
     label_of_row = np.array([0, 0, 2, 0, 0, 3, 0, 1, 0])
     folds_rows = np.arange(9)[::-1]
-    folds = ensemble.MemberValidation(folds_rows, label_of_row[folds_rows], np.eye(10)[folds_rows])  # argmax = row
+    folds = Validation(folds_rows, label_of_row[folds_rows], np.eye(10)[folds_rows])  # argmax = row
     rows = ensemble.shared_rows([holdout, folds])
     assert rows.tolist() == [2, 5, 7]
-    assert ensemble.take_rows(holdout, rows).labels.tolist() == [2, 3, 1]
-    assert ensemble.take_rows(folds, rows).labels.tolist() == [2, 3, 1]
-    assert ensemble.take_rows(folds, rows).probabilities.argmax(1).tolist() == [2, 5, 7]
+    assert holdout.take(rows).labels.tolist() == [2, 3, 1]
+    assert folds.take(rows).labels.tolist() == [2, 3, 1]
+    assert folds.take(rows).probabilities.argmax(1).tolist() == [2, 5, 7]
 
 
 @pytest.mark.parametrize("args, message", [
     (["tiny"], "at least two different experiments"),
     (["tiny", "tiny"], "at least two different experiments"),
-    (["tiny", "missing"], "experiment 'missing' has no finished training"),
+    (["tiny", "missing"], "experiment 'missing' not found under"),
     (["tiny", "other", "--weights", "1"], "1 numbers for 2 experiments"),
     (["tiny", "other", "--weights", "a,b"], "expected 2 comma-separated numbers"),
     (["tiny", "other", "--weights=-1,2"], "non-negative"),

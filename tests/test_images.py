@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from digit_recognizer import images
-from digit_recognizer.images import (DARK_ON_LIGHT, LIGHT_ON_DARK, ImageReadError, centre_of_mass, collect_image_files,
+from digit_recognizer.photos import segment as images
+from digit_recognizer.photos.segment import (DARK_ON_LIGHT, LIGHT_ON_DARK, ImageReadError, centre_of_mass, collect_image_files,
                                      detect_polarity, expected_from_name, mnist_crop, read_grayscale, segment_digits)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -125,15 +125,15 @@ def test_images_help_is_instant_and_imports_no_tensorflow():
     assert result.returncode == 0 and "--min-confidence" in result.stdout and "--labels" in result.stdout
 
 
-def test_after_run_reads_the_shipped_examples(trained_project, tmp_path):
-    from digit_recognizer.cli_images import after_run
-    from digit_recognizer.config import Paths, load_competition
+def test_run_reads_the_shipped_examples(trained_project, tmp_path, capsys):
+    from digit_recognizer.cli.images import read_examples
+    from digit_recognizer.config import Paths
 
     paths = Paths(tmp_path / "project")
     shutil.copytree(trained_project.models, paths.models)
     shutil.copytree(REPO_ROOT / "inputs" / "custom", paths.custom_images)
-    said = []
-    after_run("tiny", paths, load_competition(REPO_ROOT), say=said.append)
+    read_examples(paths, "tiny")
+    said = capsys.readouterr().out.splitlines()
     out = paths.submissions / "images" / "tiny"
     rows = read_rows(out / "predictions.csv")
     with open(paths.custom_images / "labels.csv", newline="", encoding="utf-8") as handle:
@@ -144,12 +144,12 @@ def test_after_run_reads_the_shipped_examples(trained_project, tmp_path):
     assert any(line.startswith("accuracy:") for line in said) and any("sheet" in line for line in said)
 
 
-def test_after_run_without_examples_says_so(tmp_path):
-    from digit_recognizer.cli_images import after_run
+def test_run_without_examples_says_so(tmp_path, capsys):
+    from digit_recognizer.cli.images import read_examples
     from digit_recognizer.config import Paths
 
-    said = []
-    after_run("tiny", Paths(tmp_path), None, say=said.append)
+    read_examples(Paths(tmp_path), "tiny")
+    said = capsys.readouterr().out.splitlines()
     assert said and "no example photos" in said[0]
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digit_recognizer.cli_images import format_digits, read_number
-from digit_recognizer.sheet import SheetEntry, draw_sheets, page_count, thumbnail
+from digit_recognizer.photos.pipeline import format_digits, read_number
+from digit_recognizer.photos.sheet import SheetEntry, draw_sheets, page_count, thumbnail
 
 
 def one_hot(labels, probability=0.97):

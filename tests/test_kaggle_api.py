@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from digit_recognizer import kaggle_api
+from digit_recognizer.kaggle import api as kaggle_api
 from digit_recognizer.errors import UserError
 from fake_kaggle import ENDPOINT_ENV, SECRET_KEY, SECRET_TOKEN, kaggle_home, write_kaggle_json  # noqa: F401
 

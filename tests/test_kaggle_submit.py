@@ -8,7 +8,7 @@ import json
 import pytest
 
 from conftest import run_cli
-from digit_recognizer import leaderboard
+from digit_recognizer.tracking import leaderboard
 from fake_kaggle import (LIMIT_MESSAGE, RULES_MESSAGE, SECRET_TOKEN, TIMEOUT_ENV, ENDPOINT_ENV, Failure, assert_no_secrets,
                          closed_port, error_line, fake_kaggle, kaggle_home, write_kaggle_json)  # noqa: F401
 

@@ -11,7 +11,7 @@ import zipfile
 import pytest
 
 from conftest import run_cli
-from digit_recognizer.kernel import bundle_from_script
+from digit_recognizer.kaggle.kernel import bundle_from_script
 from digit_recognizer.submission import read_submission
 from fake_kaggle import SECRET_KEY, Failure, assert_no_secrets, error_line, fake_kaggle, kaggle_home, write_kaggle_json  # noqa: F401
 
@@ -54,7 +54,7 @@ def test_build_writes_metadata_and_a_self_contained_script(tmp_path, kaggle_home
         names = bundle.namelist()
         spec = json.loads(bundle.read("competition.json"))
         contents = b"".join(bundle.read(name) for name in names)
-    assert "digit_recognizer/cli.py" in names and "digit_recognizer/train.py" in names
+    assert "digit_recognizer/cli/__init__.py" in names and "digit_recognizer/modeling/train.py" in names
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
     assert spec["slug"] == competition.slug and spec["rows"] == competition.rows
     assert SECRET_KEY.encode() not in contents

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from digit_recognizer import leaderboard
+from digit_recognizer.tracking import leaderboard
 
 
 def _main(*args: str) -> int:
@@ -52,7 +52,7 @@ def test_sorted_rows_best_first(tmp_path):
 
 WRITER = textwrap.dedent("""
     import sys, time
-    from digit_recognizer import leaderboard
+    from digit_recognizer.tracking import leaderboard
     path, prefix, start, count = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
     while time.time() < start:
         time.sleep(0.001)
@@ -156,8 +156,9 @@ def test_validate_records_scores_on_the_matching_row(copied_project, capsys):
     assert len(leaderboard.read_rows(paths.leaderboard)) == 1
 
 
-def test_after_training_records_even_when_the_report_fails(copied_project, competition, monkeypatch):
-    from digit_recognizer import cli_report, report
+def test_training_is_recorded_even_when_the_report_fails(copied_project, competition, monkeypatch, capsys):
+    from digit_recognizer.cli import tracking as cli_tracking
+    from digit_recognizer.tracking import report
 
     paths = copied_project
     paths.leaderboard.unlink()
@@ -166,15 +167,17 @@ def test_after_training_records_even_when_the_report_fails(copied_project, compe
         raise RuntimeError("no fonts")
 
     monkeypatch.setattr(report, "build_report", broken)
-    said = []
-    cli_report.after_training("tiny", paths, competition, say=said.append)
+    rank, total = leaderboard.record_training(paths, "tiny")
+    cli_tracking.try_report(paths, competition, "tiny")
+    cli_tracking.say_rank(paths, rank, total)
+    said = capsys.readouterr().out.splitlines()
     assert any(line.startswith("warning: could not build the report (no fonts)") for line in said)
     assert any("rank 1 of 1" in line for line in said)
     assert [row["experiment"] for row in leaderboard.read_rows(paths.leaderboard)] == ["tiny"]
 
 
 def test_git_commit_of_a_checkout(tmp_path):
-    from digit_recognizer.cli_report import git_commit
+    from digit_recognizer.tracking.leaderboard import git_commit
 
     if shutil.which("git") is None:
         pytest.skip("git not installed")

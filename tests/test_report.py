@@ -75,7 +75,7 @@ def _check_consistent(paths, experiment: str, report_dir: Path) -> None:
 
 
 def test_report_writes_every_file(tiny_report):
-    from digit_recognizer.report import FILES
+    from digit_recognizer.tracking.report import FILES
 
     _, report_dir = tiny_report
     for name in FILES:
@@ -84,7 +84,7 @@ def test_report_writes_every_file(tiny_report):
 
 
 def test_pngs_decode_with_expected_sizes(tiny_report):
-    from digit_recognizer.report import figure_pixels, gallery_pixels
+    from digit_recognizer.tracking.report import figure_pixels, gallery_pixels
 
     _, report_dir = tiny_report
     for name in ("confusion_counts.png", "confusion_normalized.png", "curves.png"):
@@ -103,7 +103,7 @@ def test_confusion_matrix_matches_validation_and_score(tiny_report):
 
 
 def test_build_report_result(trained_project, competition):
-    from digit_recognizer.report import FILES, build_report
+    from digit_recognizer.tracking.report import FILES, build_report
 
     result = build_report(trained_project, competition, "tiny")
     metrics = _metrics(trained_project, "tiny")
@@ -116,7 +116,7 @@ def test_build_report_result(trained_project, competition):
 
 def test_error_gallery_lists_the_most_confident_mistakes(tiny_report, competition):
     from digit_recognizer.data import load_train
-    from digit_recognizer.report import GALLERY_MAX
+    from digit_recognizer.tracking.report import GALLERY_MAX
 
     paths, report_dir = tiny_report
     errors = pd.read_csv(report_dir / "errors.csv")
@@ -148,7 +148,7 @@ def test_index_html_links_are_relative_and_resolve(tiny_report):
 
 
 def test_report_for_cross_validation_uses_out_of_fold_predictions(cv_project):
-    from digit_recognizer.report import FILES, _curves_figure, _member_histories
+    from digit_recognizer.tracking.report import FILES, _curves_figure, _member_histories
 
     report_dir = cv_project.report_dir("cv2")
     for name in FILES:
@@ -168,7 +168,7 @@ def test_report_for_cross_validation_uses_out_of_fold_predictions(cv_project):
 
 
 def test_read_history_keeps_the_last_copy_of_a_resumed_epoch(tmp_path):
-    from digit_recognizer.report import read_history
+    from digit_recognizer.tracking.report import read_history
 
     path = tmp_path / "history-0.csv"
     path.write_text("epoch,accuracy,loss,val_accuracy,val_loss\n0,0.5,1.5,0.6,1.2\n1,0.7,0.9,0.7,0.8\n"
@@ -181,7 +181,7 @@ def test_read_history_keeps_the_last_copy_of_a_resumed_epoch(tmp_path):
 
 def test_report_survives_missing_history_and_changed_train_csv(tmp_path, trained_project, competition, sample_frames):
     from digit_recognizer.config import Paths
-    from digit_recognizer.report import build_report, gallery_pixels
+    from digit_recognizer.tracking.report import build_report, gallery_pixels
 
     paths = Paths(tmp_path)
     write_sample(paths.data, competition, tuple(frame.iloc[:300] if index == 0 else frame for index, frame in enumerate(sample_frames)))
@@ -204,7 +204,7 @@ def test_report_user_errors(tmp_path, trained_project, capsys):
 
 
 def test_cli_report_imports_nothing_heavy():
-    code = ("import sys, digit_recognizer.cli_report, digit_recognizer.cli; "
+    code = ("import sys, digit_recognizer.cli.tracking, digit_recognizer.cli; "
             "heavy = [m for m in ('matplotlib', 'tensorflow', 'keras', 'sklearn') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

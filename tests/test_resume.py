@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from badfiles import write_sample
-from digit_recognizer import train
+from digit_recognizer.modeling import train
 from digit_recognizer.config import Paths
 
 pytestmark = pytest.mark.slow
@@ -202,8 +202,8 @@ def test_resumed_model_is_as_good_as_an_uninterrupted_one(interrupted_holdout, c
     # same settings trained in one go: on the 200 test digits with the sample's answer key, the resumed
     # model is right within a few digits as often as the uninterrupted one
     from digit_recognizer.data import load_test
-    from digit_recognizer.predict import load_model_file
-    from digit_recognizer.train import predict_probabilities
+    from digit_recognizer.modeling.inference import load_model_file
+    from digit_recognizer.modeling.train import predict_probabilities
 
     seen = interrupted_holdout
     root = seen["root"]

@@ -74,7 +74,7 @@ def test_lambda_model_is_refused(tmp_path):
     # a .keras file carrying Python code (a Lambda layer) is refused by the loader, as one user error
     keras = pytest.importorskip("keras")
     from digit_recognizer.errors import UserError
-    from digit_recognizer.predict import load_model_file
+    from digit_recognizer.modeling.inference import load_model_file
 
     inputs = keras.Input(shape=(4,))
     outputs = keras.layers.Lambda(lambda x: x * 2)(inputs)

@@ -8,7 +8,7 @@ import pytest
 @pytest.mark.parametrize("total_steps", [1, 5, 100, 1776, 8880, 100_000])
 def test_ema_momentum_forgets_the_initial_weights(total_steps):
     # the moving average never keeps more than ~e^-8 of the random initial weights, and never averages slower than 0.999
-    from digit_recognizer.train import ema_momentum
+    from digit_recognizer.modeling.train import ema_momentum
 
     momentum = ema_momentum(total_steps)
     assert 0.0 <= momentum <= 0.999
@@ -20,8 +20,8 @@ def test_registry_builds_each_architecture(architecture):
     # every registered builder maps a 28x28x1 image to 10 probabilities, and the CLI's list matches the registry
     import numpy as np
 
-    from digit_recognizer.models import MODEL_BUILDERS, build_model
-    from digit_recognizer.presets import ARCHITECTURES
+    from digit_recognizer.modeling.models import MODEL_BUILDERS, build_model
+    from digit_recognizer.config import ARCHITECTURES
 
     assert set(ARCHITECTURES) == set(MODEL_BUILDERS)
     model = build_model(architecture, (28, 28, 1), 10)
@@ -32,7 +32,7 @@ def test_registry_builds_each_architecture(architecture):
 
 def test_unknown_architecture_is_a_value_error():
     # a bad name is refused with the list of choices
-    from digit_recognizer.models import build_model
+    from digit_recognizer.modeling.models import build_model
 
     with pytest.raises(ValueError, match="seed, compact, deotte"):
         build_model("resnet9000", (28, 28, 1), 10)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from digit_recognizer.errors import UserError
@@ -184,41 +186,94 @@ class Paths:
         return cls(Path(root).resolve() if root else find_project_root())
 
 
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+RESERVED_NAMES = frozenset({"submission", "leaderboard", "images", "kernels", "splits", "cache"})
+
+
+def check_name(name: str, what: str = "experiment") -> str:
+    """The one rule for experiment and ensemble names (they name folders and files): 1-80 letters, digits,
+    '.', '_' and '-', starting with a letter or digit, and none of the names of files the project owns."""
+    from digit_recognizer.errors import quote
+
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or name.endswith((".csv", ".lock")):
+        raise ValueError(f"{what} name {quote(name)} must be a plain file name: use letters, digits, '.', '_' and '-' "
+                         "(at most 80, starting with a letter or digit)")
+    if name.lower() in RESERVED_NAMES:
+        raise ValueError(f"--name '{name}' is reserved for files in submissions/; choose another")
+    return name
+
+
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+SCHEDULES = ("constant", "cosine")
+ARCHITECTURES = ("seed", "compact", "deotte")  # the model registry's names (modeling.models.MODEL_BUILDERS)
+
+
+def _option(help: str, **extra) -> dict:
+    """Metadata of a hyperparameter that `train` (and `run`, `kernel build`) take as ``--<field-name>``."""
+    return {"help": help, **extra}
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """Everything that defines one training run; saved as ``models/<name>/config.json``."""
+    """Everything that defines one training run; saved as ``models/<name>/config.json``.
+
+    Each hyperparameter is declared once, here: its type, default, check and command-line help (the
+    ``metadata``); presets (modeling/presets.py) are sets of overrides of these defaults, and the command
+    line's training options are generated from these fields.
+    """
 
     name: str
-    preset: str
-    architecture: str
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    schedule: str
-    augment: bool
-    label_smoothing: float
-    patience: int
-    seed: int = 42
-    holdout: float = 0.1
-    cv: int = 0  # 0 = holdout split; K >= 2 = K stratified folds
-    full_train: bool = False
-    max_rows: int = 0  # 0 = all train rows; otherwise a stratified subset (quick tries, tests)
-    ema: bool = False  # keep an exponential moving average of the weights and use it as the final model
-    precision: str = "float32"  # "float32", "mixed_bfloat16" (CPUs with AVX-512 BF16/AMX), "mixed_float16" (GPUs), or "auto"
+    preset: str = "fast"
+    architecture: str = field(default="compact", metadata=_option("override the preset's architecture", choices=ARCHITECTURES))
+    epochs: int = field(default=8, metadata=_option("override the preset's epochs"))
+    batch_size: int = field(default=128, metadata=_option("override the preset's batch size"))
+    learning_rate: float = field(default=3e-3, metadata=_option("override the preset's peak learning rate"))
+    schedule: str = field(default="cosine", metadata=_option("learning-rate schedule: constant, or linear warm-up then cosine decay",
+                                                               choices=SCHEDULES))
+    augment: bool = field(default=True, metadata=_option("augmentation on the fly (rotation, zoom, shift)"))
+    label_smoothing: float = field(default=0.05, metadata=_option("override the preset's label smoothing"))
+    patience: int = field(default=0, metadata=_option("early stopping patience in epochs on validation accuracy (0 = off)"))
+    seed: int = field(default=42, metadata=_option("fixes the split, folds, initialisation and augmentation (default 42)"))
+    holdout: float = field(default=0.1, metadata=_option("stratified validation fraction (default 0.1)"))
+    cv: int = field(default=0, metadata=_option("train K models on K stratified folds and report the out-of-fold accuracy",
+                                                 metavar="K"))
+    full_train: bool = field(default=False, metadata=_option("after validating, retrain on every row and submit that model"))
+    max_rows: int = field(default=0, metadata=_option("train on a stratified subset of this many rows (quick tries; 0 = all)"))
+    ema: bool = field(default=False, metadata=_option("use an exponential moving average of the weights as the final model"))
+    precision: str = field(default="auto", metadata=_option("numeric precision (auto = bfloat16 on CPUs that have it, float16 on GPUs)",
+                                                            choices=PRECISIONS))
 
     def __post_init__(self):
-        if not self.name or any(char in self.name for char in '/\\:*?"<>|') or self.name.startswith("."):
-            raise ValueError(f"experiment name '{self.name}' must be a plain file name")
+        check_name(self.name)
+        for name in ("epochs", "batch_size", "learning_rate", "label_smoothing", "patience", "seed", "holdout", "cv", "max_rows"):
+            value = getattr(self, name)
+            kind = float if name in ("learning_rate", "label_smoothing", "holdout") else int
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
+                raise ValueError(f"--{name.replace('_', '-')} must be {'a number' if kind is float else 'a whole number'}, got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
             raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"--learning-rate must be positive, got {self.learning_rate}")
+        if self.patience < 0:
+            raise ValueError(f"--patience must be 0 (off) or positive, got {self.patience}")
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"--seed must be between 0 and 2**32 - 1, got {self.seed}")
         if not 0 < self.holdout < 1:
             raise ValueError(f"holdout must be between 0 and 1, got {self.holdout}")
         if self.cv == 1 or self.cv < 0:
             raise ValueError(f"--cv needs at least 2 folds, got {self.cv}")
-        if self.precision not in ("auto", "float32", "mixed_bfloat16", "mixed_float16"):
+        if self.max_rows < 0:
+            raise ValueError(f"--max-rows must be 0 (all rows) or positive, got {self.max_rows}")
+        if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be auto, float32, mixed_bfloat16 or mixed_float16, got {self.precision}")
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture '{self.architecture}', choose from {', '.join(ARCHITECTURES)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule '{self.schedule}'")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
 
@@ -234,3 +289,8 @@ class ExperimentConfig:
     def from_dict(cls, data: dict) -> "ExperimentConfig":
         names = {field.name for field in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in names})
+
+    @classmethod
+    def options(cls) -> list[dataclasses.Field]:
+        """The hyperparameters the command line takes (``--<name>``), in declaration order."""
+        return [item for item in dataclasses.fields(cls) if "help" in item.metadata]

@@ -156,7 +156,7 @@ def fetch_kaggle(paths: Paths, competition: Competition, force: bool = False) ->
     """Download with the official client into a temporary folder, then extract like a hand-downloaded zip."""
     if not force and (present := _present_result(paths, competition, "kaggle")):
         return present
-    from digit_recognizer.kaggle_api import download_competition_zip
+    from digit_recognizer.kaggle.api import download_competition_zip
 
     paths.data.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=paths.data, prefix=".download-") as download_dir:

@@ -8,6 +8,8 @@ validation part and fold -1 the training part.
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +85,21 @@ def holdout_folds(splits_dir: Path, labels: np.ndarray, fraction: float, seed: i
 def kfold_folds(splits_dir: Path, labels: np.ndarray, num_folds: int, seed: int, fingerprint: str) -> np.ndarray:
     return load_or_make(folds_file(splits_dir, num_folds, seed, fingerprint), labels, lambda: make_folds(labels, num_folds, seed),
                         fold_ids=range(num_folds))
+
+
+def check_feasible(rows: int, num_classes: int, max_rows: int, holdout: float, cv: int) -> None:
+    """Refuse, before any data is read, a subset, holdout or fold count that a stratified split of ``rows`` rows
+    of ``num_classes`` balanced classes cannot make (what ``kernel build`` checks against the competition's size;
+    training checks the real labels with scikit-learn)."""
+    if max_rows and max_rows < rows:
+        if max_rows < num_classes or rows - max_rows < num_classes:
+            raise UserError(f"--max-rows {max_rows}: cannot take a stratified subset of {rows} rows "
+                            f"(it needs at least {num_classes} rows, one per class, on each side)")
+        rows = max_rows
+    if cv:
+        if cv > rows // num_classes:
+            raise UserError(f"cannot make {cv} stratified folds of {rows} rows: each class needs a row in every fold")
+    else:
+        held_out = math.ceil(holdout * rows)
+        if held_out < num_classes or rows - held_out < num_classes:
+            raise UserError(f"cannot hold out {holdout:g} of {rows} rows stratified by label: each class needs a row on both sides")

@@ -29,21 +29,20 @@ import numpy as np
 
 from digit_recognizer import split
 from digit_recognizer.atomic import atomic_path, write_json, write_npz, write_text
+from digit_recognizer.compat import BACKUP_METADATA, BACKUP_WEIGHTS, atomic_backup_callback
 from digit_recognizer.config import Competition, ExperimentConfig, Paths
 from digit_recognizer.data import Dataset, load_train
-from digit_recognizer.errors import UserError
+from digit_recognizer.errors import UserError, quote
+from digit_recognizer.experiment import FULL_MEMBER, Experiment
+from digit_recognizer.modeling.inference import predict_probabilities
 
-FULL_MEMBER = "full"
+__all__ = ["BACKUP_METADATA", "BACKUP_WEIGHTS", "FULL_MEMBER", "train_experiment", "train_member"]
 
 
 @dataclass(frozen=True)
 class TrainResult:
     experiment_dir: Path
     metrics: dict
-
-
-def member_model_file(experiment_dir: Path, member) -> Path:
-    return Path(experiment_dir) / f"member-{member}.keras" if member != FULL_MEMBER else Path(experiment_dir) / "full.keras"
 
 
 def subset_rows(labels: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
@@ -166,10 +165,10 @@ class _Throughput:
         self.images = 0
 
 
-def train_member(config: ExperimentConfig, competition: Competition, experiment_dir: Path, member, train_images, train_labels,
+def train_member(config: ExperimentConfig, competition: Competition, experiment: Experiment, member, train_images, train_labels,
                  valid_images=None, valid_labels=None, verbose: int = 1, devices: list[str] | None = None, throughput: _Throughput | None = None):
     """Train one model (a fold, the holdout model or the full-data model) with resume support; save it atomically."""
-    from digit_recognizer.keras_import import import_keras_quietly
+    from digit_recognizer.modeling.keras_import import import_keras_quietly
 
     import_keras_quietly()
     import keras
@@ -185,17 +184,17 @@ def train_member(config: ExperimentConfig, competition: Competition, experiment_
     keras.mixed_precision.set_global_policy(resolve_precision(config.precision))  # after the input pipeline: augmentation stays float32
 
     with strategy.scope():
-        from digit_recognizer.models import build_model
+        from digit_recognizer.modeling.models import build_model
 
         model = build_model(config.architecture, competition.image_shape, competition.num_classes)
         compile_model(model, config, steps_per_epoch)
 
-    backup_dir = Path(experiment_dir) / f"backup-{member}"
-    history_file = Path(experiment_dir) / f"history-{member}.csv"
+    backup_dir = experiment.backup_dir(member)
+    history_file = experiment.history_file(member)
     with strategy.scope():
         completed = check_backup(model, backup_dir, config.epochs)
     if completed is None:  # the backup was unusable and is deleted: train this member afresh, same initialisation
-        return train_member(config, competition, experiment_dir, member, train_images, train_labels, valid_images, valid_labels,
+        return train_member(config, competition, experiment, member, train_images, train_labels, valid_images, valid_labels,
                             verbose=verbose, devices=devices, throughput=throughput)
     trim_history(history_file, completed)
     # The log first, the backup last: a kill between the two logs an epoch the backup lacks, and trim_history
@@ -213,28 +212,9 @@ def train_member(config: ExperimentConfig, competition: Competition, experiment_
         throughput.seconds += time.perf_counter() - started
         throughput.images += len(train_images) * len(history.epoch)
     keras.mixed_precision.set_global_policy("float32")
-    with atomic_path(member_model_file(experiment_dir, member)) as tmp:
+    with atomic_path(experiment.member_file(member)) as tmp:
         model.save(tmp)
     return model
-
-
-BACKUP_WEIGHTS = "latest.weights.h5"  # the file names keras.callbacks.BackupAndRestore uses
-BACKUP_METADATA = "training_metadata.json"
-
-
-def atomic_backup_callback(backup_dir: Path):
-    """keras.callbacks.BackupAndRestore whose two files are each written to a temporary name and renamed,
-    so a kill during a save leaves the previous epoch's backup intact (Keras writes them in place)."""
-    import keras
-
-    class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-        def _save_model(self):
-            Path(self.backup_dir).mkdir(parents=True, exist_ok=True)
-            with atomic_path(Path(self._weights_path), suffix=".weights.h5") as tmp:
-                self.model.save_weights(filepath=str(tmp), overwrite=True)
-            write_json(Path(self._training_metadata_path), {"epoch": self._current_epoch, "batch": self._last_batch_seen})
-
-    return AtomicBackupAndRestore(str(backup_dir), save_freq="epoch", delete_checkpoint=False)
 
 
 def best_weights_file(backup_dir: Path, epoch: int) -> Path:
@@ -257,6 +237,8 @@ def resumable_early_stopping(backup_dir: Path, history_file: Path, patience: int
     from ``best-<epoch>.weights.h5`` in the backup folder, which it writes whenever the score improves."""
     import keras
 
+    from digit_recognizer.compat import early_stopping_best_epoch, restore_early_stopping
+
     class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         def on_train_begin(self, logs=None):
             super().on_train_begin(logs)
@@ -269,14 +251,14 @@ def resumable_early_stopping(backup_dir: Path, history_file: Path, patience: int
                 return  # a backup from before this callback: start counting afresh
             latest = self.model.get_weights()
             self.model.load_weights(best_file)
-            self.best_weights = self.model.get_weights()
+            best_weights = self.model.get_weights()
             self.model.set_weights(latest)
-            self.best, self.best_epoch, self.wait = scores[best_epoch], best_epoch, len(scores) - 1 - best_epoch
+            restore_early_stopping(self, scores[best_epoch], best_epoch, len(scores) - 1 - best_epoch, best_weights)
 
         def on_epoch_end(self, epoch, logs=None):
-            previous_best = self.best_epoch
+            previous_best = early_stopping_best_epoch(self)
             super().on_epoch_end(epoch, logs)
-            if self.best_epoch != epoch:
+            if early_stopping_best_epoch(self) != epoch:
                 return
             with atomic_path(best_weights_file(backup_dir, epoch), suffix=".weights.h5") as tmp:
                 self.model.save_weights(str(tmp))
@@ -325,37 +307,31 @@ def trim_history(history_file: Path, completed: int) -> None:
         write_text(history_file, "".join([lines[0], *kept]))
 
 
-def predict_probabilities(model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    from digit_recognizer.data import to_float
-
-    probabilities = []
-    for start in range(0, len(images), batch_size):
-        probabilities.append(np.asarray(model(to_float(images[start:start + batch_size]), training=False)))
-    return np.concatenate(probabilities).astype(np.float32) if probabilities else np.zeros((0, 10), np.float32)
-
-
-def prepare_experiment_dir(paths: Paths, config: ExperimentConfig, fingerprint: str, split_file: Path, write: bool = True) -> Path:
+def prepare_experiment(paths: Paths, config: ExperimentConfig, fingerprint: str, split_file: Path, write: bool = True) -> Experiment:
     """Create models/<name>/ with config.json, or check an existing one is the same run (then it resumes).
     ``write=False`` only checks (a refused run must not have written anything first)."""
-    import json
-
-    experiment_dir = paths.experiment_dir(config.name)
-    config_file = experiment_dir / "config.json"
-    if (experiment_dir / "ensemble.json").exists():
-        raise UserError(f"'{config.name}' is an ensemble ({experiment_dir}); choose another --name")
-    record = {"config": config.to_dict(), "data_fingerprint": fingerprint, "split_file": str(split_file.relative_to(paths.root)) if split_file.is_relative_to(paths.root) else str(split_file)}
-    if config_file.exists():
+    experiment = Experiment(paths, config.name)
+    if experiment.is_ensemble:
+        raise UserError(f"'{config.name}' is an ensemble ({experiment.folder}); choose another --name")
+    if experiment.folder.exists() and not experiment.folder.is_dir():
+        raise UserError(f"{experiment.folder}: is a file, not an experiment folder; choose another --name")
+    split_text = str(split_file.relative_to(paths.root)) if split_file.is_relative_to(paths.root) else str(split_file)
+    record = {"config": config.to_dict(), "data_fingerprint": fingerprint, "split_file": split_text}
+    if experiment.is_started:
         try:
-            existing = json.loads(config_file.read_text(encoding="utf-8"))
-        except ValueError:
+            existing = experiment.read_record()
+        except UserError:
             existing = None
         if existing is not None and (existing.get("config") != record["config"] or existing.get("data_fingerprint") != fingerprint):
-            raise UserError(f"experiment '{config.name}' already exists with other settings or data ({config_file}); choose another --name")
-        if (experiment_dir / "metrics.json").exists():
-            raise UserError(f"experiment '{config.name}' is already trained ({experiment_dir}); choose another --name or run `digit-recognizer predict --experiment {config.name}`")
+            raise UserError(f"experiment '{config.name}' already exists with other settings or data ({experiment.config_file}); choose another --name")
+        if experiment.is_finished:
+            raise UserError(f"experiment '{config.name}' is already trained ({experiment.folder}); choose another --name or run `digit-recognizer predict --experiment {config.name}`")
     if write:
-        write_json(config_file, record)
-    return experiment_dir
+        try:
+            write_json(experiment.config_file, record)
+        except OSError as error:
+            raise UserError(f"{experiment.folder}: cannot write the experiment ({quote(error)}); check the folder's permissions and free space") from None
+    return experiment
 
 
 def train_experiment(config: ExperimentConfig, paths: Paths, competition: Competition, verbose: int = 1,
@@ -369,12 +345,12 @@ def train_experiment(config: ExperimentConfig, paths: Paths, competition: Compet
         split_file = split.folds_file(paths.splits, config.cv, config.seed, fingerprint)
     else:
         split_file = split.holdout_file(paths.splits, config.holdout, config.seed, fingerprint)
-    prepare_experiment_dir(paths, config, fingerprint, split_file, write=False)  # refuse before the split file is written
+    prepare_experiment(paths, config, fingerprint, split_file, write=False)  # refuse before the split file is written
     if config.cv:
         folds = split.kfold_folds(paths.splits, labels, config.cv, config.seed, fingerprint)
     else:
         folds = split.holdout_folds(paths.splits, labels, config.holdout, config.seed, fingerprint)
-    experiment_dir = prepare_experiment_dir(paths, config, fingerprint, split_file)
+    experiment = prepare_experiment(paths, config, fingerprint, split_file)
     throughput = _Throughput()
     started = time.perf_counter()
     oof_probabilities = np.zeros((len(labels), competition.num_classes), dtype=np.float32)
@@ -382,36 +358,35 @@ def train_experiment(config: ExperimentConfig, paths: Paths, competition: Compet
     fold_accuracies = []
     for member in range(config.num_members):
         valid_mask = folds == member
-        valid_file = experiment_dir / f"valid-{member}.npz"
-        if member_model_file(experiment_dir, member).exists() and valid_file.exists():
+        valid_file = experiment.valid_file(member)
+        if experiment.member_file(member).exists() and valid_file.exists():
             log(f"member {member + 1}/{config.num_members}: already trained, skipping")
         else:
             if config.num_members > 1:
                 log(f"fold {member + 1}/{config.num_members}: training on {int((~valid_mask).sum())} rows, validating on {int(valid_mask.sum())}")
             else:
                 log(f"training {config.architecture} on {int((~valid_mask).sum())} rows, validating on {int(valid_mask.sum())} (holdout {config.holdout:g})")
-            model = train_member(config, competition, experiment_dir, member, images[~valid_mask], labels[~valid_mask],
+            model = train_member(config, competition, experiment, member, images[~valid_mask], labels[~valid_mask],
                                  images[valid_mask], labels[valid_mask], verbose=verbose, devices=devices, throughput=throughput)
             probabilities = predict_probabilities(model, images[valid_mask])
             write_npz(valid_file, rows=rows[valid_mask], labels=labels[valid_mask], probabilities=probabilities)
-            shutil.rmtree(experiment_dir / f"backup-{member}", ignore_errors=True)
-        with np.load(valid_file, allow_pickle=False) as saved:
-            member_probabilities = saved["probabilities"]
+            shutil.rmtree(experiment.backup_dir(member), ignore_errors=True)
+        member_probabilities = experiment.read_member_validation(member).probabilities
         oof_probabilities[valid_mask] = member_probabilities
         validated[valid_mask] = True
         accuracy = float((member_probabilities.argmax(1) == labels[valid_mask]).mean())
         fold_accuracies.append(accuracy)
         log(f"member {member + 1}/{config.num_members}: validation accuracy {accuracy:.5f}")
-    write_npz(experiment_dir / "oof.npz", rows=rows[validated], labels=labels[validated], probabilities=oof_probabilities[validated],
+    write_npz(experiment.oof_file, rows=rows[validated], labels=labels[validated], probabilities=oof_probabilities[validated],
               folds=folds[validated])
     score = float((oof_probabilities[validated].argmax(1) == labels[validated]).mean())
     if config.full_train:
-        if member_model_file(experiment_dir, FULL_MEMBER).exists():
+        if experiment.member_file(FULL_MEMBER).exists():
             log("full-data model: already trained, skipping")
         else:
             log(f"retraining on all {len(labels)} rows for {config.epochs} epochs (--full-train)")
-            train_member(config, competition, experiment_dir, FULL_MEMBER, images, labels, verbose=verbose, devices=devices, throughput=throughput)
-            shutil.rmtree(experiment_dir / f"backup-{FULL_MEMBER}", ignore_errors=True)
+            train_member(config, competition, experiment, FULL_MEMBER, images, labels, verbose=verbose, devices=devices, throughput=throughput)
+            shutil.rmtree(experiment.backup_dir(FULL_MEMBER), ignore_errors=True)
     elapsed = time.perf_counter() - started
     metrics = {
         "experiment": config.name,
@@ -428,8 +403,8 @@ def train_experiment(config: ExperimentConfig, paths: Paths, competition: Compet
         "train_seconds": round(elapsed, 2),
         "fit_seconds": round(throughput.seconds, 2),
         "images_per_second": round(throughput.images / throughput.seconds, 1) if throughput.seconds else None,
-        "members": [member_model_file(experiment_dir, FULL_MEMBER).name] if config.full_train else [member_model_file(experiment_dir, m).name for m in range(config.num_members)],
+        "members": [experiment.member_file(FULL_MEMBER).name] if config.full_train else [experiment.member_file(m).name for m in range(config.num_members)],
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    write_json(experiment_dir / "metrics.json", metrics)
-    return TrainResult(experiment_dir, metrics)
+    write_json(experiment.metrics_file, metrics)
+    return TrainResult(experiment.folder, metrics)

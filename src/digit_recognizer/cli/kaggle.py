@@ -1,7 +1,7 @@
 """Subcommands that talk to Kaggle: ``submit``, ``submissions`` and ``kernel {build,push,status}``.
 
 Nothing heavy is imported at module level (``--help`` stays instant); the
-Kaggle client is reached only through :mod:`digit_recognizer.kaggle_api`.
+Kaggle client is reached only through :mod:`digit_recognizer.kaggle.api`.
 """
 
 from __future__ import annotations
@@ -11,79 +11,15 @@ import sys
 import time
 from pathlib import Path
 
+from digit_recognizer.cli import context, say
 from digit_recognizer.errors import UserError
-
-NOT_SUBMITTED = "not submitted"
-PENDING = "pending"
-COMPLETE = "complete"
-ERROR = "error"
-
-
-def _say(message: str = "") -> None:
-    print(message, flush=True)
-
-
-def _context(args):
-    from digit_recognizer.cli import _context as context
-
-    return context(args)
+from digit_recognizer.kaggle.submit import COMPLETE, ERROR, NOT_SUBMITTED, PENDING
 
 
 def register(subparsers) -> None:
     add_submit(subparsers)
     add_submissions(subparsers)
     add_kernel(subparsers)
-
-
-# ---------------------------------------------------------------- leaderboard helpers
-def _relative(path: Path, root: Path) -> str:
-    path = Path(path).resolve()
-    try:
-        return path.relative_to(Path(root).resolve()).as_posix()
-    except ValueError:
-        return str(path)
-
-
-def _resolve(text: str, root: Path) -> Path:
-    path = Path(text)
-    return (path if path.is_absolute() else Path(root) / path).resolve()
-
-
-def experiment_for(file: Path, paths) -> tuple[str, str]:
-    """(experiment, submission_file) of the leaderboard row a submission file belongs to.
-
-    The row whose ``submission_file`` is this file; for ``submissions/submission.csv``
-    (a copy of the latest prediction) the experiment whose own file has the same
-    content; else the experiment named by the file's stem.
-    """
-    from digit_recognizer import leaderboard
-
-    file = Path(file).resolve()
-    for row in leaderboard.read_rows(paths.leaderboard):
-        if row["submission_file"] and _resolve(row["submission_file"], paths.root) == file:
-            return row["experiment"], row["submission_file"]
-    if file == paths.latest_submission.resolve() and paths.submissions.is_dir():
-        content = file.read_bytes()
-        twins = [candidate for candidate in paths.submissions.glob("*.csv")
-                 if candidate.resolve() != file and candidate.name != paths.leaderboard.name
-                 and candidate.stat().st_size == len(content) and candidate.read_bytes() == content]
-        if twins:
-            twin = max(twins, key=lambda candidate: candidate.stat().st_mtime)
-            return twin.stem, _relative(twin, paths.root)
-    return file.stem, _relative(file, paths.root)
-
-
-def _ensure_row(paths, experiment: str) -> None:
-    """Let the report module fill a missing row from the experiment's metrics (when that module is installed)."""
-    from digit_recognizer.cli import _optional_module
-
-    module = _optional_module("digit_recognizer.cli_report")
-    if module is not None and hasattr(module, "ensure_row"):
-        module.ensure_row(paths, experiment)
-
-
-def _utc_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 # ---------------------------------------------------------------- submit
@@ -105,71 +41,16 @@ def add_submit(subparsers) -> None:
 
 
 def cmd_submit(args) -> int:
-    from digit_recognizer import kaggle_api, leaderboard
-    from digit_recognizer.submission import check_submission
+    from digit_recognizer.kaggle.submit import submit_file, wait_for_score
 
-    paths, competition = _context(args)
+    paths, competition = context(args)
     file = Path(args.file) if args.file else paths.latest_submission
-    if not args.message.strip():
-        raise UserError("the submission message (-m) must not be empty")
-    check = check_submission(file, paths, competition)
-    expected = int(competition.rows["test"])
-    if check.rows != expected:
-        raise UserError(f"{file}: has {check.rows} rows but the competition's test set has {expected}; it predicts "
-                        "the offline sample: fetch the real data (`digit-recognizer fetch --force`), train and predict again")
-    experiment, submission_file = experiment_for(file, paths)
-    _ensure_row(paths, experiment)
-    try:
-        ref = kaggle_api.submit(competition, file, args.message.strip())
-    except UserError as error:
-        leaderboard.upsert(paths.leaderboard, experiment, submission_file=submission_file,
-                           kaggle_status=NOT_SUBMITTED, kaggle_error=str(error))
-        raise
-    leaderboard.upsert(paths.leaderboard, experiment, submission_file=submission_file, kaggle_status=PENDING,
-                       kaggle_ref=ref, kaggle_submitted_at=_utc_now(), kaggle_public_score="", kaggle_error="")
-    _say(f"submitted {file} to {competition.slug} as submission {ref} (leaderboard row '{experiment}')")
+    ref, experiment = submit_file(paths, competition, file, args.message)
+    say(f"submitted {file} to {competition.slug} as submission {ref} (leaderboard row '{experiment}')")
     if not args.wait:
-        _say("Kaggle scores it in a minute or two: `digit-recognizer submissions` shows the score")
+        say("Kaggle scores it in a minute or two: `digit-recognizer submissions` shows the score")
         return 0
-    return wait_for_score(competition, paths, ref, experiment, args.timeout, args.poll)
-
-
-def wait_for_score(competition, paths, ref: str, experiment: str, timeout: float, poll: float) -> int:
-    """Poll the submission list with backoff until ``ref`` is COMPLETE or ERROR; record the outcome."""
-    from digit_recognizer import kaggle_api, leaderboard
-
-    deadline = time.monotonic() + max(0.0, timeout)
-    delay = max(0.05, poll)
-    failures = 0
-    while True:
-        try:
-            submissions = kaggle_api.list_submissions(competition)
-            failures = 0
-        except UserError as error:
-            failures += 1
-            if failures >= 3 or not getattr(error, "retryable", False):
-                raise UserError(f"submission {ref} was made, but checking its score failed: {error}; "
-                                "`digit-recognizer submissions` shows it later") from None
-            submissions = []
-        match = next((item for item in submissions if item.ref == ref), None)
-        if match is not None and match.status == COMPLETE:
-            leaderboard.upsert(paths.leaderboard, experiment, kaggle_status=COMPLETE,
-                               kaggle_public_score=match.public_score, kaggle_error="")
-            _say(f"submission {ref}: complete, public score {match.public_score or '(not shown)'}")
-            return 0
-        if match is not None and match.status == ERROR:
-            reason = match.error or "no description"
-            leaderboard.upsert(paths.leaderboard, experiment, kaggle_status=ERROR, kaggle_error=reason)
-            raise UserError(f"Kaggle could not score submission {ref}: {reason}; fix the file and submit again")
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            print(f"submission {ref} is still pending after {timeout:g} s; `digit-recognizer submissions` shows it later",
-                  file=sys.stderr)
-            return 1
-        status = match.status if match is not None else "not listed yet"
-        _say(f"submission {ref}: {status}; checking again in {min(delay, remaining):.1f} s")
-        time.sleep(min(delay, remaining))
-        delay = min(delay * 1.5, 60.0)
+    return wait_for_score(competition, paths, ref, experiment, args.timeout, args.poll, log=say)
 
 
 # ---------------------------------------------------------------- submissions
@@ -187,9 +68,10 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def cmd_submissions(args) -> int:
-    from digit_recognizer import kaggle_api, leaderboard
+    from digit_recognizer.kaggle import api as kaggle_api
+    from digit_recognizer.tracking import leaderboard
 
-    paths, competition = _context(args)
+    paths, competition = context(args)
     if args.limit < 1:
         raise UserError(f"--limit must be at least 1, got {args.limit}")
     remote = kaggle_api.list_submissions(competition, page_size=args.limit)
@@ -206,7 +88,7 @@ def cmd_submissions(args) -> int:
             leaderboard.update_where(paths.leaderboard, lambda r, ref=item.ref: r["kaggle_ref"] == ref, **fields)
             row.update(fields)
     if not remote:
-        _say(f"no submissions to {competition.slug} yet")
+        say(f"no submissions to {competition.slug} yet")
     else:
         rows = []
         for item in remote:
@@ -215,13 +97,13 @@ def cmd_submissions(args) -> int:
                          item.public_score or "-", (item.description or "")[:40],
                          row["experiment"] if row else "-", row["score"] if row and row["score"] else "-"])
         for line in _table(["date (UTC)", "file", "status", "public", "message", "local experiment", "validation"], rows):
-            _say(line)
+            say(line)
         errors = [item for item in remote if item.status == ERROR and item.error]
         for item in errors:
-            _say(f"submission {item.ref} ({item.file_name}): {item.error}")
+            say(f"submission {item.ref} ({item.file_name}): {item.error}")
     not_submitted = [row for row in leaderboard.read_rows(paths.leaderboard) if row["kaggle_status"] == NOT_SUBMITTED]
     for row in not_submitted:
-        _say(f"last attempt failed for {row['experiment']}: {row['kaggle_error']}")
+        say(f"last attempt failed for {row['experiment']}: {row['kaggle_error']}")
     return 0
 
 
@@ -238,13 +120,9 @@ def add_kernel(subparsers) -> None:
                                             "needs only Kaggle's preinstalled packages. Training options go into the script.")
     build.add_argument("--kernel-id", help="USER/SLUG on Kaggle (default: the earlier build's, else <your user>/digit-recognizer-cnn)")
     build.add_argument("--title", help="kernel title (default: from the slug)")
-    from digit_recognizer.presets import DEFAULT_PRESET, PRESETS
+    from digit_recognizer.cli.pipeline import add_train_options
 
-    build.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS), help=f"training preset (default {DEFAULT_PRESET})")
-    build.add_argument("--epochs", type=int, help="override the preset's epochs")
-    build.add_argument("--cv", type=int, metavar="K", help="train K fold models and average them")
-    build.add_argument("--full-train", action="store_true", help="retrain on every row after validating")
-    build.add_argument("--max-rows", type=int, help="train on a stratified subset (quick tries)")
+    add_train_options(build, include_quiet=False)  # the same options, help and checks as `train`
     build.add_argument("--tta", action="store_true", help="test-time augmentation when predicting")
     build.add_argument("--no-gpu", dest="gpu", action="store_false", help="run without a GPU accelerator (default: GPU on)")
     build.add_argument("--public", action="store_true", help="make the kernel public (default private)")
@@ -262,42 +140,41 @@ def add_kernel(subparsers) -> None:
 
 
 def cmd_kernel_build(args) -> int:
-    from digit_recognizer.kernel import build_kernel
+    from digit_recognizer.kaggle.kernel import build_kernel
 
-    paths, competition = _context(args)
-    run_args = []
-    for flag, value in (("--epochs", args.epochs), ("--cv", args.cv), ("--max-rows", args.max_rows)):
-        if value is not None:
-            if value < (2 if flag == "--cv" else 1):
-                raise UserError(f"{flag} must be at least {2 if flag == '--cv' else 1}, got {value}")
-            run_args += [flag, str(value)]
-    if args.full_train:
-        run_args.append("--full-train")
+    from digit_recognizer.cli.pipeline import config_from_args, train_option_arguments
+
+    paths, competition = context(args)
+    from digit_recognizer import split
+
+    config = config_from_args(args, paths, competition, resume=False)  # refused here as `train` would refuse it
+    split.check_feasible(int(competition.rows["train"]), competition.num_classes, config.max_rows, config.holdout, config.cv)
+    run_args = train_option_arguments(args)[2:]  # the preset goes into the script on its own
     if args.tta:
         run_args.append("--tta")
     built = build_kernel(paths, competition, kernel_id=args.kernel_id, title=args.title, preset=args.preset,
                          run_args=run_args, enable_gpu=args.gpu, is_private=not args.public, folder=args.folder)
     metadata = built.metadata
-    _say(f"kernel {metadata['id']} ('{metadata['title']}'): {built.folder}")
-    _say(f"  {built.script.name}: preset {args.preset}{' ' + ' '.join(run_args) if run_args else ''}, "
+    say(f"kernel {metadata['id']} ('{metadata['title']}'): {built.folder}")
+    say(f"  {built.script.name}: preset {args.preset}{' ' + ' '.join(run_args) if run_args else ''}, "
          f"package bundled ({built.bundle_bytes / 1024:.0f} KiB zip)")
-    _say(f"  GPU {'on' if metadata['enable_gpu'] else 'off'}, internet off, {'private' if metadata['is_private'] else 'public'}, "
+    say(f"  GPU {'on' if metadata['enable_gpu'] else 'off'}, internet off, {'private' if metadata['is_private'] else 'public'}, "
          f"input: {', '.join(metadata['competition_sources'])}")
-    _say("push it with `digit-recognizer kernel push`")
+    say("push it with `digit-recognizer kernel push`")
     return 0
 
 
 def _kernel_folder(args, paths) -> Path:
-    from digit_recognizer.kernel import kernel_folder
+    from digit_recognizer.kaggle.kernel import kernel_folder
 
     return Path(args.folder) if args.folder else kernel_folder(paths)
 
 
 def cmd_kernel_push(args) -> int:
-    from digit_recognizer import kaggle_api
-    from digit_recognizer.kernel import CODE_FILE, check_kernel_id, read_metadata
+    from digit_recognizer.kaggle import api as kaggle_api
+    from digit_recognizer.kaggle.kernel import CODE_FILE, check_kernel_id, read_metadata
 
-    paths, _ = _context(args)
+    paths, _ = context(args)
     folder = _kernel_folder(args, paths)
     metadata = read_metadata(folder)
     kernel_id = check_kernel_id(metadata["id"])
@@ -308,18 +185,18 @@ def cmd_kernel_push(args) -> int:
     for warning in pushed.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     version = f" version {pushed.version}" if pushed.version else ""
-    _say(f"pushed kernel {kernel_id}{version}: {pushed.url or pushed.ref}")
-    _say("it runs on Kaggle now: `digit-recognizer kernel status` shows its state; its output has submission.csv")
+    say(f"pushed kernel {kernel_id}{version}: {pushed.url or pushed.ref}")
+    say("it runs on Kaggle now: `digit-recognizer kernel status` shows its state; its output has submission.csv")
     return 0
 
 
 def cmd_kernel_status(args) -> int:
-    from digit_recognizer import kaggle_api
-    from digit_recognizer.kernel import check_kernel_id, read_metadata
+    from digit_recognizer.kaggle import api as kaggle_api
+    from digit_recognizer.kaggle.kernel import check_kernel_id, read_metadata
 
-    paths, _ = _context(args)
+    paths, _ = context(args)
     kernel_id = args.kernel_id or read_metadata(_kernel_folder(args, paths))["id"]
     check_kernel_id(kernel_id)
     status, failure = kaggle_api.kernels_status(kernel_id)
-    _say(f"kernel {kernel_id}: {status}" + (f" ({failure})" if failure else ""))
+    say(f"kernel {kernel_id}: {status}" + (f" ({failure})" if failure else ""))
     return 0 if status != ERROR else 1

@@ -6,18 +6,16 @@ test-time augmentation (the average over a few shifted copies).
 
 from __future__ import annotations
 
-import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from digit_recognizer.atomic import write_npy
 from digit_recognizer.config import Competition, Paths
 from digit_recognizer.data import load_test
 from digit_recognizer.errors import UserError
-from digit_recognizer.keras_import import import_keras_quietly
+from digit_recognizer.modeling.keras_import import import_keras_quietly
 from digit_recognizer.submission import write_submission
 
 
@@ -27,36 +25,6 @@ class Prediction:
     probabilities: np.ndarray
     submission: Path
     latest: Path
-
-
-def list_experiments(paths: Paths) -> list[str]:
-    """Completed experiments (those with metrics.json), oldest first."""
-    if not paths.models.is_dir():
-        return []
-    done = [folder for folder in paths.models.iterdir() if (folder / "metrics.json").is_file()]
-    return [folder.name for folder in sorted(done, key=lambda folder: (folder / "metrics.json").stat().st_mtime)]
-
-
-def latest_experiment(paths: Paths) -> str:
-    experiments = list_experiments(paths)
-    if not experiments:
-        raise UserError("no trained experiment found under models/; run `digit-recognizer train` first")
-    return experiments[-1]
-
-
-def read_metrics(paths: Paths, experiment: str) -> dict:
-    metrics_file = paths.experiment_dir(experiment) / "metrics.json"
-    if not metrics_file.is_file():
-        raise UserError(f"experiment '{experiment}' has no finished training ({metrics_file} missing); train it first")
-    try:
-        metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
-    except ValueError:  # also UnicodeDecodeError
-        metrics = None
-    members = metrics.get("members") if isinstance(metrics, dict) else None
-    if not (isinstance(members, list) and members and all(isinstance(name, str) and name == Path(name).name
-                                                           and name.endswith(".keras") for name in members)):
-        raise UserError(f"{metrics_file}: corrupt metrics file; retrain the experiment")
-    return metrics
 
 
 def load_model_file(path: Path):
@@ -83,13 +51,14 @@ def load_model_file(path: Path):
 
 
 def load_members(paths: Paths, experiment: str) -> list:
+    """The experiment's models (fold models, the holdout model or the full-data model), each checked to fit the
+    competition's images and classes."""
     from digit_recognizer.config import load_competition
+    from digit_recognizer.experiment import Experiment
 
-    metrics = read_metrics(paths, experiment)
     competition = load_competition(paths.root)
     models = []
-    for name in metrics["members"]:
-        path = paths.experiment_dir(experiment) / name
+    for path in Experiment(paths, experiment).member_files():
         model = load_model_file(path)
         inputs, outputs = tuple(model.input_shape[1:]) if isinstance(model.input_shape, tuple) else None, model.output_shape
         if inputs != tuple(competition.image_shape) or not isinstance(outputs, tuple) or outputs[-1] != competition.num_classes:
@@ -113,8 +82,6 @@ def shifted_copies(images: np.ndarray, shift: int = 1) -> list[np.ndarray]:
 
 def ensemble_probabilities(models: list, images: np.ndarray, tta: bool = False) -> np.ndarray:
     """Average the members' softmax probabilities (and, with ``tta``, over shifted copies)."""
-    from digit_recognizer.train import predict_probabilities
-
     variants = shifted_copies(images) if tta else [images]
     total = None
     for model in models:
@@ -124,13 +91,29 @@ def ensemble_probabilities(models: list, images: np.ndarray, tta: bool = False) 
     return total / (len(models) * len(variants))
 
 
+def predict_probabilities(model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """One model's softmax probabilities for uint8 images, in batches."""
+    from digit_recognizer.data import to_float
+
+    probabilities = [np.asarray(model(to_float(images[start:start + batch_size]), training=False))
+                     for start in range(0, len(images), batch_size)]
+    if not probabilities:
+        return np.zeros((0, int(model.output_shape[-1])), np.float32)
+    return np.concatenate(probabilities).astype(np.float32)
+
+
 def predict_experiment(paths: Paths, competition: Competition, experiment: str | None = None, tta: bool = False) -> Prediction:
-    experiment = experiment or latest_experiment(paths)
+    """Predict test.csv with an experiment's models; save the probabilities (keyed by test.csv's hash) and write its
+    submission and the latest submission.csv."""
+    from digit_recognizer.experiment import find
+
+    found = find(paths, experiment)
     test = load_test(paths, competition)  # before the models: a bad test.csv is reported without loading TensorFlow
-    models = load_members(paths, experiment)
+    found.read_metrics()
+    models = load_members(paths, found.name)
     probabilities = ensemble_probabilities(models, test.images, tta=tta)
-    write_npy(paths.experiment_dir(experiment) / ("test-probabilities-tta.npy" if tta else "test-probabilities.npy"), probabilities)
     labels = probabilities.argmax(axis=1)
-    submission = write_submission(paths.submission_file(experiment), labels, competition)
+    submission = write_submission(found.submission_file, labels, competition)
     latest = write_submission(paths.latest_submission, labels, competition)
-    return Prediction(experiment, probabilities, submission, latest)
+    found.write_test_probabilities(probabilities, test.fingerprint, tta=tta)
+    return Prediction(found.name, probabilities, submission, latest)

@@ -11,31 +11,19 @@ cross-validated on the same folds. Outputs are keyed by the ensemble's name:
 from __future__ import annotations
 
 import functools
-import json
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from digit_recognizer.atomic import write_json, write_npy
+from digit_recognizer.atomic import write_json
 from digit_recognizer.config import Competition, Paths
-from digit_recognizer.data import load_test
+from digit_recognizer.data import Dataset, load_test
 from digit_recognizer.errors import UserError
-from digit_recognizer.predict import ensemble_probabilities, load_members, read_metrics
+from digit_recognizer.experiment import Experiment, Validation, find
+from digit_recognizer.modeling.inference import ensemble_probabilities, load_members
 from digit_recognizer.submission import write_submission
-
-ENSEMBLE_FILE = "ensemble.json"
-TEST_PROBABILITIES = "test-probabilities.npy"
-
-
-@dataclass(frozen=True)
-class MemberValidation:
-    rows: np.ndarray  # train.csv row numbers, 0-based
-    labels: np.ndarray
-    probabilities: np.ndarray
-
 
 @dataclass(frozen=True)
 class EnsembleResult:
@@ -53,46 +41,9 @@ class EnsembleResult:
     notes: list[str]
 
 
-def is_ensemble(paths: Paths, name: str) -> bool:
-    return (paths.experiment_dir(name) / ENSEMBLE_FILE).is_file()
-
-
-def _base_fingerprint(paths: Paths, experiment: str) -> str:
-    """The train.csv content hash an experiment was trained on (``--max-rows`` runs add ``-n<rows>``)."""
-    config_file = paths.experiment_dir(experiment) / "config.json"
-    try:
-        fingerprint = json.loads(config_file.read_text(encoding="utf-8"))["data_fingerprint"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise UserError(f"{config_file}: missing or corrupt; retrain experiment '{experiment}'") from None
-    return str(fingerprint).split("-n", 1)[0]
-
-
-def load_validation(paths: Paths, experiment: str) -> MemberValidation:
-    """An experiment's validation predictions (holdout or out-of-fold) from models/<experiment>/oof.npz."""
-    oof_file = paths.experiment_dir(experiment) / "oof.npz"
-    try:
-        with np.load(oof_file, allow_pickle=False) as saved:
-            validation = MemberValidation(saved["rows"].astype(np.int64), saved["labels"].astype(np.int64),
-                                          saved["probabilities"].astype(np.float32))
-    except (OSError, ValueError, KeyError) as error:
-        reason = "not found" if not oof_file.exists() else (str(error).strip().splitlines()[0][:100] or type(error).__name__)
-        raise UserError(f"{oof_file}: {reason}; retrain experiment '{experiment}'") from None
-    count = len(validation.rows)
-    if validation.labels.shape != (count,) or validation.probabilities.ndim != 2 or len(validation.probabilities) != count:
-        raise UserError(f"{oof_file}: rows, labels and probabilities disagree in length; retrain experiment '{experiment}'")
-    return validation
-
-
-def shared_rows(validations: list[MemberValidation]) -> np.ndarray:
+def shared_rows(validations: list[Validation]) -> np.ndarray:
     """The train rows every member validated on, sorted."""
     return functools.reduce(np.intersect1d, [validation.rows for validation in validations])
-
-
-def take_rows(validation: MemberValidation, rows: np.ndarray) -> MemberValidation:
-    """The member's predictions for ``rows`` (each of which it validated on), in that order."""
-    order = np.argsort(validation.rows, kind="stable")
-    positions = order[np.searchsorted(validation.rows, rows, sorter=order)]
-    return MemberValidation(rows, validation.labels[positions], validation.probabilities[positions])
 
 
 def parse_weights(text: str | None, count: int) -> list[float]:
@@ -110,30 +61,31 @@ def parse_weights(text: str | None, count: int) -> list[float]:
     return [weight / sum(weights) for weight in weights]
 
 
-def member_test_probabilities(paths: Paths, competition: Competition, experiment: str, test_images: np.ndarray) -> np.ndarray:
-    """The experiment's test probabilities: saved by `predict`, else predicted now (and saved)."""
-    saved_file = paths.experiment_dir(experiment) / TEST_PROBABILITIES
-    expected = (len(test_images), competition.num_classes)
-    if saved_file.is_file():
-        try:
-            probabilities = np.load(saved_file, allow_pickle=False)
-            if probabilities.shape == expected and np.isfinite(probabilities).all():
-                return probabilities.astype(np.float32)
-        except (OSError, ValueError):
-            pass  # damaged: predict again
-    probabilities = ensemble_probabilities(load_members(paths, experiment), test_images)
-    write_npy(saved_file, probabilities)
+def member_test_probabilities(paths: Paths, competition: Competition, experiment: str, test: Dataset) -> np.ndarray:
+    """The experiment's test probabilities: saved by `predict` from this very test.csv (same hash), else predicted
+    now (and saved)."""
+    member = Experiment(paths, experiment)
+    saved = member.read_test_probabilities(test.fingerprint, (len(test.images), competition.num_classes))
+    if saved is not None:
+        return saved
+    probabilities = ensemble_probabilities(load_members(paths, experiment), test.images)
+    member.write_test_probabilities(probabilities, test.fingerprint)
     return probabilities
 
 
 def check_name(paths: Paths, name: str, experiments: list[str]) -> None:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name or ""):
-        raise UserError(f"--name '{name}': use letters, digits, '.', '_' and '-' (it names files)")
+    """The ensemble's name follows the one name rule, is none of its members, and is no trained experiment's folder."""
+    from digit_recognizer.config import check_name as check_rule
+
+    try:
+        check_rule(name, "ensemble")
+    except ValueError as error:
+        raise UserError(f"--name: {error}") from None
     if name in experiments:
         raise UserError(f"--name '{name}' is one of the ensemble's experiments; choose another name")
-    folder = paths.experiment_dir(name)
-    if (folder / "config.json").exists() or (folder / "metrics.json").exists():
-        raise UserError(f"--name '{name}': {folder} holds a trained experiment, not an ensemble; choose another name")
+    target = Experiment(paths, name)
+    if target.is_started or target.is_finished:
+        raise UserError(f"--name '{name}': {target.folder} holds a trained experiment, not an ensemble; choose another name")
 
 
 def ensemble_experiments(paths: Paths, competition: Competition, experiments: list[str], name: str,
@@ -147,21 +99,23 @@ def ensemble_experiments(paths: Paths, competition: Competition, experiments: li
         member_weights = parse_weights(weights, len(experiments))
     except ValueError as error:
         raise UserError(str(error)) from None
-    metrics = {experiment: read_metrics(paths, experiment) for experiment in experiments}
-    fingerprints = {_base_fingerprint(paths, experiment) for experiment in experiments}
+    members = [find(paths, experiment) for experiment in experiments]
+    for member in members:
+        member.read_metrics()
+    fingerprints = {member.base_fingerprint() for member in members}
     if len(fingerprints) > 1:
         raise UserError("the experiments were trained on different train.csv files; ensemble experiments of one dataset")
-    validations = [load_validation(paths, experiment) for experiment in experiments]
+    validations = [member.read_validation() for member in members]
     notes = []
-    for experiment in experiments:
-        if metrics[experiment]["members"] == ["full.keras"]:
-            notes.append(f"{experiment} was retrained on every row (--full-train): its validation predictions "
+    for member in members:
+        if member.is_full_train:
+            notes.append(f"{member.name} was retrained on every row (--full-train): its validation predictions "
                          "come from the model trained before, so the ensemble's score is an estimate")
 
     rows = shared_rows(validations)
     member_scores, score = {}, None
     if len(rows):
-        shared = [take_rows(validation, rows) for validation in validations]
+        shared = [validation.take(rows) for validation in validations]
         if any(not np.array_equal(member.labels, shared[0].labels) for member in shared[1:]):
             raise UserError("the experiments disagree on the labels of the same train rows; were they trained on the same train.csv?")
         average = sum(weight * member.probabilities for weight, member in zip(member_weights, shared))
@@ -170,19 +124,19 @@ def ensemble_experiments(paths: Paths, competition: Competition, experiments: li
                          for experiment, member in zip(experiments, shared)}
     else:
         notes.append("the experiments share no validation rows (different seeds or splits), so the ensemble has no score")
-    kinds = {metrics[experiment].get("validation", "") for experiment in experiments}
+    kinds = {member.read_metrics().get("validation", "") for member in members}
     validation = kinds.pop() if len(kinds) == 1 else f"shared-{len(rows)}"
 
     test = load_test(paths, competition)
-    probabilities = sum(weight * member_test_probabilities(paths, competition, experiment, test.images)
+    probabilities = sum(weight * member_test_probabilities(paths, competition, experiment, test)
                         for weight, experiment in zip(member_weights, experiments)).astype(np.float32)
-    folder = paths.experiment_dir(name)
-    write_npy(folder / TEST_PROBABILITIES, probabilities)
+    ensemble = Experiment(paths, name)
     labels = probabilities.argmax(axis=1)
     finished = time.strftime("%Y-%m-%dT%H:%M:%S")
-    submission = write_submission(paths.submission_file(name), labels, competition)
+    submission = write_submission(ensemble.submission_file, labels, competition)
     latest = write_submission(paths.latest_submission, labels, competition)
-    write_json(folder / ENSEMBLE_FILE, {
+    ensemble.write_test_probabilities(probabilities, test.fingerprint)
+    write_json(ensemble.ensemble_file, {
         "ensemble": name,
         "members": experiments,
         "weights": member_weights,

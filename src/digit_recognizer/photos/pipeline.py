@@ -1,16 +1,13 @@
-"""The ``images`` subcommand: read people's own photos of handwritten digits.
+"""Read photos of handwritten digits with a trained experiment: the ``images`` pipeline.
 
-``digit-recognizer images PATH...`` segments every image into MNIST-style 28x28
-digits (:mod:`digit_recognizer.images`), reads them with a trained experiment,
-and writes ``predictions.csv``, ``summary.json`` and the prediction sheet
-(:mod:`digit_recognizer.sheet`) into the output folder. A file that cannot be
-read gets a row with its error; the others go on. TensorFlow is imported only
-when a command runs, so ``--help`` stays instant.
+Every image is segmented into MNIST-style 28x28 digits (:mod:`.segment`), the digits are read by the
+experiment's models (:mod:`digit_recognizer.modeling.inference`), and ``predictions.csv``, ``summary.json``
+and the prediction sheet (:mod:`.sheet`) are written into the output folder. A file that cannot be read gets a
+row with its error; the others go on.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 from dataclasses import dataclass, field
@@ -22,104 +19,34 @@ DEFAULT_MIN_CONFIDENCE = 0.5
 CSV_COLUMNS = ("file", "prediction", "confidence", "digits", "expected", "correct", "polarity", "boxes", "error")
 LABELS_FILE = "labels.csv"
 
-DESCRIPTION = """\
-Read photos of handwritten digits: png, jpg, bmp, tiff or webp files, or folders of them.
-
-Each image is cleaned up the way MNIST itself was made (lighting evened out, ink
-made white on black, digits found and separated, each scaled into a 20x20 box
-and centred by mass in 28x28), then read by a trained experiment. Several
-digits in one image are read left to right as one number ("2026"); a digit the
-model is unsure of (top probability under --min-confidence) is shown as "?".
-
-Outputs in --out: predictions.csv (file, prediction, confidence, digits, ...),
-summary.json and sheet-N.png (each image with its digit boxes, the 28x28 crops
-as the model saw them, and the top-3 probabilities per digit).
-"""
-
-EPILOG = """\
-true labels, for an accuracy (whole prediction exact match):
-  --labels FILE.csv with columns file,expected; else a labels.csv inside a given
-  folder; else the number a file name starts with (7_mine.jpg, 2026-note.png)
-
-examples:
-  digit-recognizer images inputs/custom
-  digit-recognizer images ~/photos/seven.jpg --experiment fast-20260101-120000
-  digit-recognizer images scans/ --labels scans/truth.csv --out /tmp/scans-read
-"""
-
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("images", help="read your own photos of handwritten digits and draw a prediction sheet",
-                                   description=DESCRIPTION, epilog=EPILOG,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders of images (not recursive)")
-    parser.add_argument("--experiment", help="experiment to read with (default: the best on the leaderboard, else the latest trained)")
-    parser.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: submissions/images/<experiment>/)")
-    parser.add_argument("--labels", type=Path, metavar="CSV", help="true labels: a CSV with columns file,expected")
-    parser.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE, metavar="P",
-                        help=f"report a digit as '?' when its top probability is under P (default {DEFAULT_MIN_CONFIDENCE})")
-    parser.add_argument("--tta", action="store_true", help="test-time augmentation: average over shifted copies of each digit")
-    parser.set_defaults(func=cmd_images)
-
-
-def cmd_images(args) -> int:
-    from digit_recognizer.config import Paths, load_competition
-
-    paths = Paths.discover(args.root)
-    load_competition(paths.root)
-    if not 0.0 <= args.min_confidence <= 1.0:
-        raise UserError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
-    experiment = choose_experiment(paths, args.experiment)
-    out_dir = args.out or default_out_dir(paths, experiment)
-    run = read_images(paths, experiment, args.paths, out_dir, labels_file=args.labels,
-                      min_confidence=args.min_confidence, tta=args.tta)
-    report(run, say=_say)
-    return 0
-
-
-def after_run(experiment: str, paths, competition, say) -> None:
-    """The end of ``digit-recognizer run``: read the example photos in inputs/custom/ and draw their sheet."""
-    folder = paths.custom_images
-    if not folder.is_dir() or not any(_is_image(child) for child in folder.iterdir()):
-        say(f"no example photos in {folder}; skipping the photo reading step")
-        return
-    say(f"reading the example photos in {folder} with {experiment}")
-    run = read_images(paths, experiment, [folder], default_out_dir(paths, experiment))
-    report(run, say=say)
-
-
-def _say(message: str = "") -> None:
-    print(message, flush=True)
-
 
 def _is_image(path: Path) -> bool:
-    from digit_recognizer.images import is_image_file
+    from digit_recognizer.photos.segment import is_image_file
 
     return path.is_file() and is_image_file(path) and not path.name.startswith(".")
+
+
+def has_images(folder: Path) -> bool:
+    """Whether ``folder`` holds at least one image file."""
+    return Path(folder).is_dir() and any(_is_image(child) for child in Path(folder).iterdir())
 
 
 def default_out_dir(paths, experiment: str) -> Path:
     return paths.submissions / "images" / experiment
 
 
-def choose_experiment(paths, requested: str | None) -> str:
-    """The requested experiment, else the leaderboard's best that still has its models, else the latest trained."""
-    from digit_recognizer.predict import latest_experiment, list_experiments
+def choose_experiment(paths, requested: str | None) -> tuple[str, str]:
+    """(experiment, why it was chosen): the requested one, else the best leaderboard row that is a trained experiment
+    with its models (an ensemble has none of its own, so the next best is taken), else the latest trained."""
+    from digit_recognizer.experiment import Experiment, find, latest
+    from digit_recognizer.tracking.leaderboard import sorted_rows
 
     if requested:
-        if requested not in list_experiments(paths):
-            known = ", ".join(list_experiments(paths)[-5:]) or "none trained yet"
-            raise UserError(f"experiment '{requested}' not found under {paths.models} (trained: {known})")
-        return requested
-    try:
-        from digit_recognizer.leaderboard import best_experiment
-
-        best = best_experiment(paths.leaderboard)
-    except (OSError, ValueError, KeyError):
-        best = None
-    if best and (paths.experiment_dir(best) / "metrics.json").is_file():
-        return best
-    return latest_experiment(paths)
+        return find(paths, requested).name, "as requested"
+    for rank, row in enumerate(sorted_rows(paths.leaderboard), 1):
+        if Experiment(paths, row["experiment"]).is_finished:
+            return row["experiment"], "the best on the leaderboard" if rank == 1 else f"the best trained experiment on the leaderboard (rank {rank})"
+    return latest(paths).name, "the latest trained"
 
 
 # ---------------------------------------------------------------- reading
@@ -183,7 +110,7 @@ def read_labels(path: Path) -> dict:
 
 
 def expected_label(file: Path, shown: str, labels: dict) -> str | None:
-    from digit_recognizer.images import expected_from_name
+    from digit_recognizer.photos.segment import expected_from_name
 
     for key in (shown, str(file), file.name):
         if key in labels:
@@ -197,8 +124,8 @@ def read_images(paths, experiment: str, inputs: list, out_dir: Path, labels_file
     import cv2
     import numpy as np
 
-    from digit_recognizer.images import ImageReadError, collect_image_files, read_grayscale, segment_digits
-    from digit_recognizer.sheet import thumbnail
+    from digit_recognizer.photos.segment import ImageReadError, collect_image_files, read_grayscale, segment_digits
+    from digit_recognizer.photos.sheet import thumbnail
 
     files, missing = collect_image_files(inputs)
     if not files and missing:
@@ -233,7 +160,7 @@ def read_images(paths, experiment: str, inputs: list, out_dir: Path, labels_file
 
     crops = [row.crops for row in rows if row.crops is not None and len(row.crops)]
     if crops:
-        from digit_recognizer.predict import ensemble_probabilities, load_members
+        from digit_recognizer.modeling.inference import ensemble_probabilities, load_members
 
         models = load_members(paths, experiment)
         probabilities = ensemble_probabilities(models, np.concatenate(crops)[..., None], tta=tta)
@@ -247,7 +174,7 @@ def read_images(paths, experiment: str, inputs: list, out_dir: Path, labels_file
     out_dir = Path(out_dir)
     predictions_file = write_predictions(out_dir / "predictions.csv", rows)
     summary = summarize(rows, experiment, min_confidence)
-    from digit_recognizer.sheet import SheetEntry, draw_sheets, ROWS_PER_PAGE
+    from digit_recognizer.photos.sheet import SheetEntry, draw_sheets, ROWS_PER_PAGE
 
     names = display_names(rows)
     entries = [SheetEntry(name=names[index], thumbnail=row.thumbnail, boxes=row.thumbnail_boxes, crops=row.crops,
@@ -331,24 +258,3 @@ def summarize(rows: list, experiment: str, min_confidence: float) -> dict:
     }
 
 
-def report(run: ImagesRun, say, max_rows: int = 40) -> None:
-    """Print one line per image (up to ``max_rows``), the accuracy and where the outputs are."""
-    names = display_names(run.rows)
-    width = min(40, max((len(name) for name in names), default=4))
-    for row, name in zip(run.rows[:max_rows], names):
-        name = name if len(name) <= width else "..." + name[-(width - 3):]
-        if row.prediction:
-            line = f"  {name:<{width}}  {row.prediction:<8} confidence {row.confidence:.2f}"
-        else:
-            line = f"  {name:<{width}}  {'-':<8} {row.error}"
-        if row.expected is not None:
-            line += f"   expected {row.expected or '(none)'}: {'right' if row.correct else 'WRONG'}"
-        say(line)
-    if len(run.rows) > max_rows:
-        say(f"  ... {len(run.rows) - max_rows} more in {run.predictions_file}")
-    summary = run.summary
-    if summary["accuracy"] is not None:
-        say(f"accuracy: {summary['correct']}/{summary['labelled']} = {100 * summary['accuracy']:.1f}% "
-            f"(whole prediction exact match) with {run.experiment}")
-    say(f"predictions: {run.predictions_file}")
-    say(f"sheet:       {', '.join(map(str, run.sheets))}")

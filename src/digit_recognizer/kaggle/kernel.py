@@ -208,7 +208,7 @@ def default_kernel_id(folder: Path) -> str | None:
             kernel_id = None
         if kernel_id:
             return kernel_id
-    from digit_recognizer.kaggle_api import username
+    from digit_recognizer.kaggle.api import username
 
     user = username()
     return f"{user}/{DEFAULT_SLUG}" if user else None
@@ -218,7 +218,7 @@ def build_kernel(paths: Paths, competition: Competition, kernel_id: str | None =
                  preset: str = "fast", run_args: list[str] | None = None, enable_gpu: bool = True,
                  is_private: bool = True, folder: Path | None = None) -> KernelBuild:
     """Write ``kernel-metadata.json`` and the self-contained script into ``folder`` (default competition/kernel/)."""
-    from digit_recognizer.presets import get_preset
+    from digit_recognizer.modeling.presets import get_preset
 
     try:
         get_preset(preset)

@@ -207,9 +207,9 @@ def _import_client():
     if endpoint:
         # Before the client is imported: its package __init__ authenticates at import time.
         os.environ["KAGGLE_API_ENVIRONMENT"] = "LOCALHOST"
-        from kagglesdk import kaggle_env
+        from digit_recognizer.compat import point_kagglesdk_at
 
-        kaggle_env._env_to_endpoint[kaggle_env.KaggleEnv.LOCAL] = endpoint
+        point_kagglesdk_at(endpoint)
         # Keep the traffic on this machine even when a proxy is configured (the upload and
         # download requests use their own sessions, which read these variables).
         host = urllib.parse.urlsplit(endpoint).hostname
@@ -233,15 +233,12 @@ def client():
     KaggleApi, endpoint = _import_client()
     timeout = request_timeout()
 
+    from digit_recognizer.compat import bound_client_session
+
     class _Api(KaggleApi):
         def build_kaggle_client(self):
             kaggle = super().build_kaggle_client()
-            http = kaggle.http_client()
-            http._init_session()
-            send = http._session.send
-            http._session.send = lambda request, **kwargs: send(request, **{"timeout": timeout, **kwargs})
-            if endpoint:
-                http._session.trust_env = False  # no proxy between the client and a loopback stand-in
+            bound_client_session(kaggle, timeout, trust_env=not endpoint)
             return kaggle
 
     api = _Api()

@@ -34,6 +34,7 @@ import pandas as pd
 from digit_recognizer.atomic import atomic_path, write_text
 from digit_recognizer.config import Competition, Paths
 from digit_recognizer.errors import UserError
+from digit_recognizer.experiment import FULL_MEMBER, Experiment, Validation, find
 
 DPI = 100
 # Figure sizes in inches; the PNGs are exactly these times DPI pixels.
@@ -87,44 +88,6 @@ def figure_pixels(name: str) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------- inputs
-@dataclass(frozen=True)
-class _Validation:
-    rows: np.ndarray  # indices into train.csv's data rows
-    labels: np.ndarray
-    probabilities: np.ndarray
-    folds: np.ndarray | None
-
-    @property
-    def predictions(self) -> np.ndarray:
-        return self.probabilities.argmax(axis=1)
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: missing; retrain the experiment") from None
-    except ValueError:
-        raise UserError(f"{path}: corrupt JSON; retrain the experiment") from None
-
-
-def load_validation(experiment_dir: Path) -> _Validation:
-    """The validation predictions saved by training (``oof.npz``: holdout rows or every out-of-fold row)."""
-    path = Path(experiment_dir) / "oof.npz"
-    try:
-        with np.load(path, allow_pickle=False) as saved:
-            folds = saved["folds"] if "folds" in saved.files else None
-            result = _Validation(saved["rows"].astype(np.int64), saved["labels"].astype(np.int64),
-                                 saved["probabilities"].astype(np.float32), folds)
-    except FileNotFoundError:
-        raise UserError(f"{path}: missing; retrain the experiment") from None
-    except (ValueError, KeyError, OSError) as error:
-        raise UserError(f"{path}: not readable ({error}); retrain the experiment") from None
-    if result.probabilities.ndim != 2 or len({len(result.rows), len(result.labels), len(result.probabilities)}) != 1:
-        raise UserError(f"{path}: inconsistent arrays; retrain the experiment")
-    return result
-
-
 def read_history(path: Path) -> pd.DataFrame | None:
     """A Keras CSVLogger file: one row per epoch (the last one kept when a resume repeated an epoch)."""
     path = Path(path)
@@ -141,10 +104,10 @@ def read_history(path: Path) -> pd.DataFrame | None:
     return frame.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
 
 
-def _member_histories(experiment_dir: Path, num_members: int) -> list[tuple[str, pd.DataFrame | None]]:
+def _member_histories(experiment: Experiment, num_members: int) -> list[tuple[str, pd.DataFrame | None]]:
     labels = ["holdout model"] if num_members == 1 else [f"fold {k + 1}" for k in range(num_members)]
-    histories = [(labels[k], read_history(Path(experiment_dir) / f"history-{k}.csv")) for k in range(num_members)]
-    full = read_history(Path(experiment_dir) / "history-full.csv")
+    histories = [(labels[k], read_history(experiment.history_file(k))) for k in range(num_members)]
+    full = read_history(experiment.history_file(FULL_MEMBER))
     if full is not None:
         histories.append(("full-data model", full))
     return histories
@@ -271,7 +234,7 @@ def confusion_counts(labels: np.ndarray, predictions: np.ndarray, num_classes: i
     return confusion_matrix(labels, predictions, labels=list(range(num_classes)))
 
 
-def worst_errors(validation: _Validation, limit: int = GALLERY_MAX) -> pd.DataFrame:
+def worst_errors(validation: Validation, limit: int = GALLERY_MAX) -> pd.DataFrame:
     """Misclassified validation digits, most confident first."""
     predictions = validation.predictions
     wrong = np.flatnonzero(predictions != validation.labels)
@@ -415,26 +378,21 @@ img {{ max-width: 100%; height: auto; border: 1px solid #eee; }}
 # ---------------------------------------------------------------- build
 def build_report(paths: Paths, competition: Competition, experiment: str) -> ReportResult:
     """Write every report file for a finished experiment under ``reports/<experiment>/``."""
-    experiment_dir = paths.experiment_dir(experiment)
-    if not experiment_dir.is_dir():
-        raise UserError(f"experiment '{experiment}' not found under {paths.models}")
-    metrics_file = experiment_dir / "metrics.json"
-    if not metrics_file.is_file():
-        raise UserError(f"experiment '{experiment}' has no finished training ({metrics_file} missing); train it first")
-    metrics = _read_json(metrics_file)
-    record = _read_json(experiment_dir / "config.json")
+    found = find(paths, experiment)
+    metrics = found.read_metrics()
+    record = found.read_record()
     config = record.get("config", {})
     cv = int(config.get("cv") or 0)
     label = f"out-of-fold ({cv}-fold CV)" if cv else f"{float(config.get('holdout', 0.1)) * 100:g}% holdout"
-    validation = load_validation(experiment_dir)
-    if not cv:  # a holdout's oof.npz has folds all 0: nothing to show
-        validation = _Validation(validation.rows, validation.labels, validation.probabilities, None)
+    validation = found.read_validation()
+    if not cv:  # a holdout's validation has folds all 0: nothing to show
+        validation = Validation(validation.rows, validation.labels, validation.probabilities, None)
     num_classes = competition.num_classes
     predictions = validation.predictions
     confusion = confusion_counts(validation.labels, predictions, num_classes)
     rows = int(confusion.sum())
     score = float(np.trace(confusion) / rows) if rows else 0.0
-    directory = paths.report_dir(experiment)
+    directory = found.report_dir
     directory.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
     notes: list[str] = []
@@ -454,7 +412,7 @@ def build_report(paths: Paths, competition: Competition, experiment: str) -> Rep
     files["classification_report.txt"] = directory / "classification_report.txt"
     files["classification_report.csv"] = directory / "classification_report.csv"
 
-    histories = _member_histories(experiment_dir, max(1, cv))
+    histories = _member_histories(found, max(1, cv))
     if all(frame is None for _, frame in histories):
         notes.append("no training history (history-*.csv) found: the curves are empty")
     files["curves.png"] = _save(_curves_figure(histories, f"{experiment}: learning curves — {label} accuracy {score:.4f}"), directory / "curves.png")

@@ -1,0 +1,1 @@
+"""Kaggle: the official client, submissions and kernels."""

@@ -1,0 +1,1 @@
+"""Models, presets, training, inference and ensembles."""

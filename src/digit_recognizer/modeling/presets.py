@@ -1,0 +1,63 @@
+"""Training presets: named sets of overrides of :class:`~digit_recognizer.config.ExperimentConfig`'s defaults.
+
+``seed`` is the seeds' notebook exactly (the baseline); ``fast`` is the default,
+a strong model trained briefly; ``strong`` is the best single model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from digit_recognizer.config import ExperimentConfig
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    overrides: dict = field(default_factory=dict)  # ExperimentConfig fields that differ from its defaults
+
+    def config(self, name: str, **overrides) -> ExperimentConfig:
+        """The experiment config of this preset, with ``overrides`` (None values ignored) on top."""
+        given = {key: value for key, value in overrides.items() if value is not None}
+        return ExperimentConfig(name=name, preset=self.name, **{**self.overrides, **given})
+
+    def value(self, option: str):
+        """The preset's value of one hyperparameter (its override, else the config's default)."""
+        if option in self.overrides:
+            return self.overrides[option]
+        return next(item.default for item in ExperimentConfig.options() if item.name == option)
+
+
+PRESETS: dict[str, Preset] = {
+    preset.name: preset
+    for preset in (
+        Preset(
+            name="seed",
+            description="the seeds' small CNN, Adam, 5 epochs: the baseline",
+            overrides=dict(architecture="seed", epochs=5, batch_size=128, learning_rate=1e-3, schedule="constant",
+                           augment=False, label_smoothing=0.0, precision="float32"),
+        ),
+        Preset(
+            name="fast",
+            description="compact batch-normalised CNN, 8 epochs, augmentation, cosine schedule (default)",
+            overrides=dict(architecture="compact", epochs=8, batch_size=128, learning_rate=3e-3, schedule="cosine",
+                           augment=True, label_smoothing=0.05),
+        ),
+        Preset(
+            name="strong",
+            description="Deotte's batch-normalised CNN, 30 epochs, augmentation, cosine schedule, weight averaging (EMA): "
+                        "best single model",
+            overrides=dict(architecture="deotte", epochs=30, batch_size=128, learning_rate=3e-3, schedule="cosine",
+                           augment=True, label_smoothing=0.1, ema=True),
+        ),
+    )
+}
+
+DEFAULT_PRESET = "fast"
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset '{name}', choose from {', '.join(PRESETS)}")
+    return PRESETS[name]

@@ -1,0 +1,1 @@
+"""Reading photos of handwritten digits: preprocessing, segmentation, the pipeline, the sheet."""

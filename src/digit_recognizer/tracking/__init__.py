@@ -1,0 +1,1 @@
+"""The local leaderboard and experiment reports."""
