@@ -148,6 +148,7 @@ def test_index_html_links_are_relative_and_resolve(tiny_report):
 
 
 def test_report_for_cross_validation_uses_out_of_fold_predictions(cv_project):
+    from digit_recognizer.experiment import Experiment
     from digit_recognizer.tracking.report import FILES, _curves_figure, _member_histories
 
     report_dir = cv_project.report_dir("cv2")
@@ -157,7 +158,7 @@ def test_report_for_cross_validation_uses_out_of_fold_predictions(cv_project):
     assert _metrics(cv_project, "cv2")["validation_rows"] == 300
     errors = pd.read_csv(report_dir / "errors.csv")
     assert set(errors["fold"]) <= {1, 2}
-    histories = _member_histories(cv_project.experiment_dir("cv2"), 2)
+    histories = _member_histories(Experiment(cv_project, "cv2"), 2)
     assert [label for label, _ in histories] == ["fold 1", "fold 2"]
     figure = _curves_figure(histories, "cv2")
     for axes in figure.axes:

@@ -231,6 +231,8 @@ class ExperimentConfig:
     schedule: str = field(default="cosine", metadata=_option("learning-rate schedule: constant, or linear warm-up then cosine decay",
                                                                choices=SCHEDULES))
     augment: bool = field(default=True, metadata=_option("augmentation on the fly (rotation, zoom, shift)"))
+    elastic: float = field(default=0.0, metadata=_option("share of training images also elastically distorted (Simard 2003; "
+                                                          "0 = off, needs --augment)", metavar="P"))
     label_smoothing: float = field(default=0.05, metadata=_option("override the preset's label smoothing"))
     patience: int = field(default=0, metadata=_option("early stopping patience in epochs on validation accuracy (0 = off)"))
     seed: int = field(default=42, metadata=_option("fixes the split, folds, initialisation and augmentation (default 42)"))
@@ -245,9 +247,10 @@ class ExperimentConfig:
 
     def __post_init__(self):
         check_name(self.name)
-        for name in ("epochs", "batch_size", "learning_rate", "label_smoothing", "patience", "seed", "holdout", "cv", "max_rows"):
+        for name in ("epochs", "batch_size", "learning_rate", "label_smoothing", "patience", "seed", "holdout", "cv", "max_rows",
+                     "elastic"):
             value = getattr(self, name)
-            kind = float if name in ("learning_rate", "label_smoothing", "holdout") else int
+            kind = float if name in ("learning_rate", "label_smoothing", "holdout", "elastic") else int
             if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
                 raise ValueError(f"--{name.replace('_', '-')} must be {'a number' if kind is float else 'a whole number'}, got {value!r}")
             if not math.isfinite(value):
@@ -274,6 +277,8 @@ class ExperimentConfig:
             raise ValueError(f"unknown architecture '{self.architecture}', choose from {', '.join(ARCHITECTURES)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule '{self.schedule}'")
+        if not 0 <= self.elastic <= 1:
+            raise ValueError(f"--elastic must be between 0 and 1 (the share of images distorted), got {self.elastic}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
 
@@ -287,8 +292,17 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ExperimentConfig":
+        """A config from its saved dict; fields added since it was saved take their defaults (which keep the old behaviour)."""
         names = {field.name for field in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in names})
+
+    @classmethod
+    def normalized(cls, data: dict) -> dict:
+        """A saved config dict with today's fields (for comparing a saved run with a new one); {} when it is unreadable."""
+        try:
+            return cls.from_dict(data).to_dict()
+        except (TypeError, ValueError):
+            return {}
 
     @classmethod
     def options(cls) -> list[dataclasses.Field]:

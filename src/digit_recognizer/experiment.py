@@ -275,8 +275,10 @@ def resumable(paths: Paths, config_values: dict, fingerprint: str) -> str | None
     """The newest unfinished experiment whose settings and train.csv equal these (name aside): re-running resumes it."""
     if not paths.models.is_dir():
         return None
+    from digit_recognizer.config import ExperimentConfig
+
     candidates = []
-    wanted = {key: value for key, value in config_values.items() if key != "name"}
+    wanted = {key: value for key, value in ExperimentConfig.normalized(config_values).items() if key != "name"}
     for folder in paths.models.iterdir():
         experiment = Experiment(paths, folder.name)
         if not experiment.is_started or experiment.is_finished:
@@ -288,6 +290,6 @@ def resumable(paths: Paths, config_values: dict, fingerprint: str) -> str | None
             continue
         if not str(record.get("data_fingerprint", "")).startswith(fingerprint):
             continue
-        if isinstance(saved, dict) and {key: value for key, value in saved.items() if key != "name"} == wanted:
+        if isinstance(saved, dict) and {key: value for key, value in ExperimentConfig.normalized(saved).items() if key != "name"} == wanted:
             candidates.append((experiment.config_file.stat().st_mtime, folder.name))
     return max(candidates)[1] if candidates else None

@@ -3,8 +3,8 @@
 The members' test probabilities are averaged (optionally weighted). The ensemble
 is scored on the validation rows every member held out: the holdout rows when
 the members share a holdout split, every train row when they are all
-cross-validated on the same folds. Outputs are keyed by the ensemble's name:
-``models/<name>/ensemble.json`` and ``test-probabilities.npy``,
+cross-validated on the same folds. Outputs are keyed by the ensemble's name: its
+folder under models/ (named by :class:`digit_recognizer.experiment.Experiment`),
 ``submissions/<name>.csv`` and the latest ``submissions/submission.csv``.
 """
 

@@ -1,14 +1,10 @@
 """Train an experiment: holdout or K-fold, with Keras callbacks for resume and logging.
 
-Outputs, all under ``models/<experiment>/`` and each written atomically:
-
-- ``config.json``            the :class:`ExperimentConfig` plus data fingerprint and split file
-- ``member-<k>.keras``       one model per fold (``member-0`` for a holdout split)
-- ``history-<k>.csv``        per-epoch loss/accuracy (train and validation)
-- ``valid-<k>.npz``          validation rows, labels and predicted probabilities of member k
-- ``oof.npz``                all validation predictions together (out-of-fold with ``--cv``)
-- ``full.keras``             with ``--full-train``: a model retrained on every row
-- ``metrics.json``           scores, timings; written last, so its presence means "complete"
+Its outputs go to the experiment's folder, each written atomically through
+:class:`digit_recognizer.experiment.Experiment`, which names them: config.json
+first, then per member the model, its per-epoch log and its validation
+predictions, then every validation prediction together, and metrics.json last
+(its presence means "finished").
 
 A killed run resumes: finished members are skipped, and the member in progress
 restarts from its last completed epoch (``keras.callbacks.BackupAndRestore``, its
@@ -60,7 +56,8 @@ def subset_rows(labels: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
     return np.sort(rows)
 
 
-def make_dataset(images, labels, batch_size: int, num_classes: int, shuffle: bool = False, augment: bool = False, seed: int = 0):
+def make_dataset(images, labels, batch_size: int, num_classes: int, shuffle: bool = False, augment: bool = False, seed: int = 0,
+                 elastic: float = 0.0):
     """uint8 images -> batched float32 [0, 1] tf.data pipeline with one-hot labels.
 
     Augmentation (small rotation, zoom and shift, zero fill, never flips) runs here
@@ -79,24 +76,11 @@ def make_dataset(images, labels, batch_size: int, num_classes: int, shuffle: boo
 
     dataset = dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
     if augment:
-        augmenter = build_augmenter(seed)
+        from digit_recognizer.modeling.augment import build_augmenter
+
+        augmenter = build_augmenter(seed, elastic=elastic)
         dataset = dataset.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def build_augmenter(seed: int = 0, rotation_degrees: float = 10.0, zoom: float = 0.1, shift: float = 0.1):
-    """Keras preprocessing layers for on-the-fly augmentation (constant zero fill, no flips)."""
-    import keras
-    from keras import layers
-
-    return keras.Sequential(
-        [
-            layers.RandomRotation(rotation_degrees / 360.0, fill_mode="constant", fill_value=0.0, seed=seed),
-            layers.RandomZoom(zoom, fill_mode="constant", fill_value=0.0, seed=seed + 1),
-            layers.RandomTranslation(shift, shift, fill_mode="constant", fill_value=0.0, seed=seed + 2),
-        ],
-        name="augmentation",
-    )
 
 
 def choose_strategy(devices: list[str] | None = None):
@@ -177,7 +161,8 @@ def train_member(config: ExperimentConfig, competition: Competition, experiment:
     strategy = choose_strategy(devices)
     batch_size = config.batch_size
     steps_per_epoch = math.ceil(len(train_images) / batch_size)
-    train_data = make_dataset(train_images, train_labels, batch_size, competition.num_classes, shuffle=True, augment=config.augment, seed=config.seed)
+    train_data = make_dataset(train_images, train_labels, batch_size, competition.num_classes, shuffle=True, augment=config.augment,
+                              seed=config.seed, elastic=config.elastic)
     valid_data = None
     if valid_images is not None:
         valid_data = make_dataset(valid_images, valid_labels, 512, competition.num_classes)
@@ -322,7 +307,9 @@ def prepare_experiment(paths: Paths, config: ExperimentConfig, fingerprint: str,
             existing = experiment.read_record()
         except UserError:
             existing = None
-        if existing is not None and (existing.get("config") != record["config"] or existing.get("data_fingerprint") != fingerprint):
+        saved = existing.get("config") if isinstance(existing, dict) else None
+        if existing is not None and (not isinstance(saved, dict) or ExperimentConfig.normalized(saved) != record["config"]
+                                     or existing.get("data_fingerprint") != fingerprint):
             raise UserError(f"experiment '{config.name}' already exists with other settings or data ({experiment.config_file}); choose another --name")
         if experiment.is_finished:
             raise UserError(f"experiment '{config.name}' is already trained ({experiment.folder}); choose another --name or run `digit-recognizer predict --experiment {config.name}`")
