@@ -241,6 +241,9 @@ class ExperimentConfig:
                                                  metavar="K"))
     full_train: bool = field(default=False, metadata=_option("after validating, retrain on every row and submit that model"))
     max_rows: int = field(default=0, metadata=_option("train on a stratified subset of this many rows (quick tries; 0 = all)"))
+    pseudo_label: float = field(default=0.0, metadata=_option(
+        "a second round: each fold's model labels the test images it is sure of (probability >= P) and trains again "
+        "with them (0 = off)", metavar="P"))
     ema: bool = field(default=False, metadata=_option("use an exponential moving average of the weights as the final model"))
     precision: str = field(default="auto", metadata=_option("numeric precision (auto = bfloat16 on CPUs that have it, float16 on GPUs)",
                                                             choices=PRECISIONS))
@@ -248,9 +251,9 @@ class ExperimentConfig:
     def __post_init__(self):
         check_name(self.name)
         for name in ("epochs", "batch_size", "learning_rate", "label_smoothing", "patience", "seed", "holdout", "cv", "max_rows",
-                     "elastic"):
+                     "elastic", "pseudo_label"):
             value = getattr(self, name)
-            kind = float if name in ("learning_rate", "label_smoothing", "holdout", "elastic") else int
+            kind = float if name in ("learning_rate", "label_smoothing", "holdout", "elastic", "pseudo_label") else int
             if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
                 raise ValueError(f"--{name.replace('_', '-')} must be {'a number' if kind is float else 'a whole number'}, got {value!r}")
             if not math.isfinite(value):
@@ -279,6 +282,10 @@ class ExperimentConfig:
             raise ValueError(f"unknown schedule '{self.schedule}'")
         if not 0 <= self.elastic <= 1:
             raise ValueError(f"--elastic must be between 0 and 1 (the share of images distorted), got {self.elastic}")
+        if self.pseudo_label and not 0.5 <= self.pseudo_label <= 1:
+            raise ValueError(f"--pseudo-label must be 0 (off) or a probability between 0.5 and 1, got {self.pseudo_label}")
+        if self.pseudo_label and self.full_train:
+            raise ValueError("--pseudo-label and --full-train do not go together: the second round's models are the submission")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
 

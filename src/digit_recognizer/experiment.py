@@ -108,6 +108,10 @@ class Experiment:
     def backup_dir(self, member) -> Path:
         return self.folder / f"backup-{member}"
 
+    def pseudo_file(self, fold: int) -> Path:
+        """The test images (rows of test.csv) and labels fold ``fold``'s first-round model gave the second round."""
+        return self.folder / f"pseudo-{fold}.npz"
+
     def test_probabilities_file(self, tta: bool = False) -> Path:
         return self.folder / ("test-probabilities-tta.npy" if tta else "test-probabilities.npy")
 

@@ -149,6 +149,15 @@ class _Throughput:
         self.images = 0
 
 
+def member_seed(seed: int, member) -> int:
+    """The random seed of one member: the experiment's seed for the full-data model, + k for fold k, + 1000 + k for
+    fold k's second-round (pseudo-label) model."""
+    if member == FULL_MEMBER:
+        return seed
+    text = str(member)
+    return seed + (1000 + int(text[1:]) if text.startswith("p") else int(text))
+
+
 def train_member(config: ExperimentConfig, competition: Competition, experiment: Experiment, member, train_images, train_labels,
                  valid_images=None, valid_labels=None, verbose: int = 1, devices: list[str] | None = None, throughput: _Throughput | None = None):
     """Train one model (a fold, the holdout model or the full-data model) with resume support; save it atomically."""
@@ -157,7 +166,7 @@ def train_member(config: ExperimentConfig, competition: Competition, experiment:
     import_keras_quietly()
     import keras
 
-    keras.utils.set_random_seed(config.seed + (0 if member == FULL_MEMBER else int(member)))
+    keras.utils.set_random_seed(member_seed(config.seed, member))
     strategy = choose_strategy(devices)
     batch_size = config.batch_size
     steps_per_epoch = math.ceil(len(train_images) / batch_size)
@@ -321,6 +330,68 @@ def prepare_experiment(paths: Paths, config: ExperimentConfig, fingerprint: str,
     return experiment
 
 
+def _fold_name(member, num_members: int, holdout: float) -> str:
+    return f"fold {int(str(member).lstrip('p')) + 1}/{num_members}" if num_members > 1 else f"holdout model (holdout {holdout:g})"
+
+
+def train_round(config: ExperimentConfig, competition: Competition, experiment: Experiment, members: list, images, labels,
+                rows, folds, extra=None, verbose: int = 1, devices=None, throughput=None, log=print) -> tuple[np.ndarray, list[float]]:
+    """Train (or, when saved, skip) one member per fold: member ``members[k]`` trains on the rows outside fold k (plus
+    ``extra(k)``'s images and labels, if given) and is validated on fold k. Return the out-of-fold probabilities of
+    every row (zeros outside the validated folds) and each fold's accuracy."""
+    oof_probabilities = np.zeros((len(labels), competition.num_classes), dtype=np.float32)
+    accuracies = []
+    for fold, member in enumerate(members):
+        valid_mask = folds == fold
+        valid_file = experiment.valid_file(member)
+        name = _fold_name(member, len(members), config.holdout)
+        if experiment.member_file(member).exists() and valid_file.exists():
+            log(f"{name}: already trained, skipping")
+        else:
+            train_images, train_labels = images[~valid_mask], labels[~valid_mask]
+            if extra is not None:
+                extra_images, extra_labels = extra(fold)
+                train_images = np.concatenate([train_images, extra_images])
+                train_labels = np.concatenate([train_labels, extra_labels])
+            log(f"{name}: training {config.architecture} on {len(train_labels)} images"
+                + (f" ({int((~valid_mask).sum())} train rows + {len(train_labels) - int((~valid_mask).sum())} pseudo-labelled test images)"
+                   if extra is not None else "") + f", validating on {int(valid_mask.sum())} rows")
+            model = train_member(config, competition, experiment, member, train_images, train_labels,
+                                 images[valid_mask], labels[valid_mask], verbose=verbose, devices=devices, throughput=throughput)
+            probabilities = predict_probabilities(model, images[valid_mask])
+            write_npz(valid_file, rows=rows[valid_mask], labels=labels[valid_mask], probabilities=probabilities)
+            shutil.rmtree(experiment.backup_dir(member), ignore_errors=True)
+        member_probabilities = experiment.read_member_validation(member).probabilities
+        oof_probabilities[valid_mask] = member_probabilities
+        accuracy = float((member_probabilities.argmax(1) == labels[valid_mask]).mean())
+        accuracies.append(accuracy)
+        log(f"{name}: validation accuracy {accuracy:.5f}")
+    return oof_probabilities, accuracies
+
+
+def pseudo_labels(config: ExperimentConfig, competition: Competition, experiment: Experiment, fold: int, test) -> tuple[np.ndarray, np.ndarray]:
+    """Test images the first-round model of ``fold`` is sure of (top probability >= ``config.pseudo_label``), labelled
+    with that model's own predictions; saved to (and, on a resume, read from) the experiment's pseudo-label file.
+
+    Only that fold's model labels them: it never saw the fold's rows, so the second round's validation on the fold
+    stays honest. No label from outside train.csv is read: test.csv has none, and the answer key of the offline
+    sample is never opened."""
+    from digit_recognizer.modeling.inference import load_model_file
+
+    path = experiment.pseudo_file(fold)
+    if path.exists():
+        with np.load(path, allow_pickle=False) as saved:
+            if str(saved["test_fingerprint"]) == test.fingerprint:
+                return test.images[saved["test_rows"]], saved["labels"]
+    model = load_model_file(experiment.member_file(fold))
+    probabilities = predict_probabilities(model, test.images)
+    keep = np.flatnonzero(probabilities.max(axis=1) >= config.pseudo_label)
+    labels = probabilities[keep].argmax(axis=1).astype(np.int64)
+    write_npz(path, test_rows=keep, labels=labels, confidence=probabilities[keep].max(axis=1),
+              test_fingerprint=np.array(test.fingerprint))
+    return test.images[keep], labels
+
+
 def train_experiment(config: ExperimentConfig, paths: Paths, competition: Competition, verbose: int = 1,
                      devices: list[str] | None = None, dataset: Dataset | None = None, log=print) -> TrainResult:
     """Train every member of an experiment, then score the holdout / out-of-fold predictions."""
@@ -340,30 +411,22 @@ def train_experiment(config: ExperimentConfig, paths: Paths, competition: Compet
     experiment = prepare_experiment(paths, config, fingerprint, split_file)
     throughput = _Throughput()
     started = time.perf_counter()
-    oof_probabilities = np.zeros((len(labels), competition.num_classes), dtype=np.float32)
-    validated = np.zeros(len(labels), dtype=bool)
-    fold_accuracies = []
-    for member in range(config.num_members):
-        valid_mask = folds == member
-        valid_file = experiment.valid_file(member)
-        if experiment.member_file(member).exists() and valid_file.exists():
-            log(f"member {member + 1}/{config.num_members}: already trained, skipping")
-        else:
-            if config.num_members > 1:
-                log(f"fold {member + 1}/{config.num_members}: training on {int((~valid_mask).sum())} rows, validating on {int(valid_mask.sum())}")
-            else:
-                log(f"training {config.architecture} on {int((~valid_mask).sum())} rows, validating on {int(valid_mask.sum())} (holdout {config.holdout:g})")
-            model = train_member(config, competition, experiment, member, images[~valid_mask], labels[~valid_mask],
-                                 images[valid_mask], labels[valid_mask], verbose=verbose, devices=devices, throughput=throughput)
-            probabilities = predict_probabilities(model, images[valid_mask])
-            write_npz(valid_file, rows=rows[valid_mask], labels=labels[valid_mask], probabilities=probabilities)
-            shutil.rmtree(experiment.backup_dir(member), ignore_errors=True)
-        member_probabilities = experiment.read_member_validation(member).probabilities
-        oof_probabilities[valid_mask] = member_probabilities
-        validated[valid_mask] = True
-        accuracy = float((member_probabilities.argmax(1) == labels[valid_mask]).mean())
-        fold_accuracies.append(accuracy)
-        log(f"member {member + 1}/{config.num_members}: validation accuracy {accuracy:.5f}")
+    validated = folds >= 0
+    members = list(range(config.num_members))
+    common = dict(verbose=verbose, devices=devices, throughput=throughput, log=log)
+    oof_probabilities, fold_accuracies = train_round(config, competition, experiment, members, images, labels, rows, folds, **common)
+    first_round_score = None
+    if config.pseudo_label:
+        from digit_recognizer.data import load_test
+
+        first_round_score = float((oof_probabilities[validated].argmax(1) == labels[validated]).mean())
+        log(f"first round: {'out-of-fold' if config.cv else 'holdout'} accuracy {first_round_score:.5f}; second round with "
+            f"test images the first round is sure of (probability >= {config.pseudo_label:g}), labelled by its own predictions")
+        test = load_test(paths, competition)
+        members = [f"p{member}" for member in members]
+        oof_probabilities, fold_accuracies = train_round(
+            config, competition, experiment, members, images, labels, rows, folds,
+            extra=lambda fold: pseudo_labels(config, competition, experiment, fold, test), **common)
     write_npz(experiment.oof_file, rows=rows[validated], labels=labels[validated], probabilities=oof_probabilities[validated],
               folds=folds[validated])
     score = float((oof_probabilities[validated].argmax(1) == labels[validated]).mean())
@@ -385,12 +448,13 @@ def train_experiment(config: ExperimentConfig, paths: Paths, competition: Compet
         "holdout_accuracy": None if config.cv else score,
         "oof_accuracy": score if config.cv else None,
         "fold_accuracies": fold_accuracies if config.cv else None,
+        "first_round_score": first_round_score,
         "validation_rows": int(validated.sum()),
         "train_rows": int(len(labels)),
         "train_seconds": round(elapsed, 2),
         "fit_seconds": round(throughput.seconds, 2),
         "images_per_second": round(throughput.images / throughput.seconds, 1) if throughput.seconds else None,
-        "members": [experiment.member_file(FULL_MEMBER).name] if config.full_train else [experiment.member_file(m).name for m in range(config.num_members)],
+        "members": [experiment.member_file(FULL_MEMBER).name] if config.full_train else [experiment.member_file(m).name for m in members],
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     write_json(experiment.metrics_file, metrics)

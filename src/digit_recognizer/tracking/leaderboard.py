@@ -29,7 +29,7 @@ from digit_recognizer.atomic import write_text
 from digit_recognizer.errors import UserError
 
 COLUMNS = (
-    "experiment", "preset", "architecture", "seed", "validation", "score", "local_key_score",
+    "experiment", "preset", "architecture", "seed", "validation", "score", "validation_rows", "local_key_score",
     "train_seconds", "date", "git_commit", "submission_file",
     "kaggle_status", "kaggle_ref", "kaggle_submitted_at", "kaggle_public_score", "kaggle_error",
 )
@@ -193,6 +193,7 @@ def experiment_fields(paths, experiment: str, metrics: dict | None = None) -> di
         "seed": metrics.get("seed", ""),
         "validation": metrics.get("validation", ""),
         "score": format_score(metrics.get("score")),
+        "validation_rows": metrics.get("validation_rows", ""),
         "train_seconds": metrics.get("train_seconds", ""),
         "date": metrics.get("finished", ""),
         "git_commit": git_commit(paths.root),
@@ -259,6 +260,7 @@ def record_ensemble(paths, competition, result) -> float | None:
     upsert(paths.leaderboard, result.name, preset="ensemble", architecture="+".join(architectures),
            seed=seeds.pop() if len(seeds) == 1 else "",
            validation=result.validation, score=format_score(result.score), date=result.finished,
+           validation_rows=result.validation_rows if result.score is not None else "",
            git_commit=git_commit(paths.root), submission_file=relative_to_root(result.submission, paths))
     accuracy = local_key_accuracy(result.submission, paths, competition)
     if accuracy is not None:

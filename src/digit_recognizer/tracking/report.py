@@ -35,6 +35,7 @@ from digit_recognizer.atomic import atomic_path, write_text
 from digit_recognizer.config import Competition, Paths
 from digit_recognizer.errors import UserError
 from digit_recognizer.experiment import FULL_MEMBER, Experiment, Validation, find
+from digit_recognizer.tracking.stats import accuracy_interval
 
 DPI = 100
 # Figure sizes in inches; the PNGs are exactly these times DPI pixels.
@@ -314,7 +315,7 @@ def _index_html(experiment: str, directory: Path, paths: Paths, record: dict, me
     e = html.escape
     fold_accuracies = metrics.get("fold_accuracies") or []
     facts = [
-        ("validation", f"{label}: {score:.5f} accuracy on {rows} rows"),
+        ("validation", f"{label}: {score:.5f} accuracy on {rows} rows ({accuracy_interval(score, rows)})"),
         ("fold accuracies", ", ".join(f"{value:.5f}" for value in fold_accuracies) if fold_accuracies else None),
         ("training rows", metrics.get("train_rows")),
         ("training time", f"{metrics['train_seconds']:.1f} s" if metrics.get("train_seconds") is not None else None),
@@ -349,7 +350,7 @@ img {{ max-width: 100%; height: auto; border: 1px solid #eee; }}
 </head>
 <body>
 <h1>{e(experiment)}</h1>
-<p class="score">{e(label)} accuracy <b>{score:.5f}</b> on {rows} validation rows</p>
+<p class="score">{e(label)} accuracy <b>{score:.5f}</b> on {rows} validation rows ({e(accuracy_interval(score, rows))})</p>
 {notes_html}
 <div class="columns">
 <div><h2>Scores</h2>{_html_table([(key, value) for key, value in facts if value not in (None, "")])}</div>
@@ -397,7 +398,7 @@ def build_report(paths: Paths, competition: Competition, experiment: str) -> Rep
     files: dict[str, Path] = {}
     notes: list[str] = []
 
-    headline = f"{experiment} — {label} accuracy {score:.4f} ({rows} rows)"
+    headline = f"{experiment} — {label} accuracy {score:.4f} ({accuracy_interval(score, rows)})"
     for name, normalized in (("confusion_counts.png", False), ("confusion_normalized.png", True)):
         kind = "row-normalised" if normalized else "counts"
         figure = _confusion_figure(confusion, normalized, f"{experiment}: confusion matrix ({kind})\n{label} accuracy {score:.4f}, {rows} rows")

@@ -1,0 +1,76 @@
+"""Pseudo-labelling: the second round learns from test images labelled by the first round's own predictions, and
+never from any label outside train.csv (the offline sample's answer key is never even opened)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from digit_recognizer.cli import main
+from digit_recognizer.config import ExperimentConfig
+from digit_recognizer.experiment import Experiment
+
+OPENED: list[str] = []
+RECORDING = [False]
+
+
+def _record_opens(event: str, args) -> None:
+    """An audit hook (sys.addaudithook): every file opened while RECORDING."""
+    if RECORDING[0] and event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
+        OPENED.append(str(args[0]))
+
+
+sys.addaudithook(_record_opens)
+
+
+@pytest.mark.slow
+def test_pseudo_labels_come_from_the_fold_model_and_no_answer_key_is_read(project):
+    from digit_recognizer.config import load_competition
+    from digit_recognizer.data import load_test
+    from digit_recognizer.modeling.inference import load_model_file, predict_probabilities
+
+    assert project.test_labels.is_file()  # the offline sample ships an answer key for test.csv: it must stay unread
+    OPENED.clear()
+    RECORDING[0] = True
+    try:
+        code = main(["--root", str(project.root), "train", "--preset", "seed", "--epochs", "5", "--cv", "2",
+                     "--pseudo-label", "0.5", "--name", "pl", "--quiet"])
+    finally:
+        RECORDING[0] = False
+    assert code == 0
+    assert not [path for path in OPENED if "test_labels" in path], "the answer key was opened during training"
+    assert any(path.endswith("test.csv") or "test-" in path for path in OPENED)  # the unlabelled test images were read
+
+    experiment = Experiment(project, "pl")
+    metrics = experiment.read_metrics()
+    assert metrics["members"] == ["member-p0.keras", "member-p1.keras"]
+    assert metrics["first_round_score"] is not None and 0 <= metrics["first_round_score"] <= 1
+    test = load_test(project, load_competition(project.root))
+    for fold in (0, 1):
+        with np.load(experiment.pseudo_file(fold)) as saved:
+            rows, labels, confidence = saved["test_rows"], saved["labels"], saved["confidence"]
+        # the labels are exactly the first-round model of this fold's own confident predictions on test.csv
+        probabilities = predict_probabilities(load_model_file(experiment.member_file(fold)), test.images)
+        sure = np.flatnonzero(probabilities.max(axis=1) >= 0.5)
+        assert np.array_equal(rows, sure) and len(rows) > 0
+        assert np.array_equal(labels, probabilities[sure].argmax(axis=1))
+        assert np.all(confidence >= 0.5)
+    # the second round is validated on the same folds as the first: its out-of-fold rows are every train row
+    assert metrics["validation_rows"] == metrics["train_rows"]
+    record = json.loads(experiment.config_file.read_text())
+    assert record["config"]["pseudo_label"] == 0.5
+
+
+@pytest.mark.parametrize("values, message", [
+    (dict(pseudo_label=0.3), "--pseudo-label must be 0 (off) or a probability between 0.5 and 1"),
+    (dict(pseudo_label=float("nan")), "--pseudo-label must be a finite number"),
+    (dict(pseudo_label=0.9, full_train=True), "do not go together"),
+    (dict(elastic=1.5), "--elastic must be between 0 and 1"),
+])
+def test_bad_pseudo_label_and_elastic_values_are_refused(values, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        ExperimentConfig(name="x", **values)
