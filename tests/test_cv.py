@@ -65,7 +65,7 @@ def test_fold_ensemble_averages_member_probabilities(cv_project, competition, tt
     # the ensemble's probabilities are the mean of each fold model's (over shifted copies too with TTA)
     from digit_recognizer.data import load_test
     from digit_recognizer.modeling.inference import ensemble_probabilities, load_members, shifted_copies
-    from digit_recognizer.modeling.train import predict_probabilities
+    from digit_recognizer.modeling.inference import predict_probabilities
 
     models = load_members(cv_project, "cv3")
     images = load_test(cv_project, competition).images[:50]
@@ -90,13 +90,23 @@ def test_shifted_copies_move_ink_and_fill_with_zeros():
     assert all(copy.shape == image.shape and copy.dtype == np.uint8 for copy in copies)
 
 
-def test_predict_uses_the_submission_of_the_fold_ensemble(cv_project, competition):
-    # the written submission is the argmax of the saved averaged test probabilities
+def test_predict_submits_the_average_of_the_fold_models(cv_project, competition):
+    # predict's saved probabilities are the mean of the three fold models' probabilities on test.csv, computed here
+    # from the model files, and the submission is that mean's argmax, not any single member's
     import pandas as pd
 
-    probabilities = np.load(cv_project.experiment_dir("cv3") / "test-probabilities.npy")
-    submission = pd.read_csv(cv_project.submission_file("cv3"))
-    np.testing.assert_array_equal(submission["Label"].to_numpy(), probabilities.argmax(1))
+    from digit_recognizer.data import load_test
+    from digit_recognizer.modeling.inference import load_members, predict_probabilities
+
+    images = load_test(cv_project, competition).images
+    members = [predict_probabilities(model, images) for model in load_members(cv_project, "cv3")]
+    expected = np.mean(members, axis=0)
+    saved = np.load(cv_project.experiment_dir("cv3") / "test-probabilities.npy")
+    np.testing.assert_allclose(saved, expected, rtol=1e-5, atol=1e-6)
+    submission = pd.read_csv(cv_project.submission_file("cv3"))["Label"].to_numpy()
+    np.testing.assert_array_equal(submission, expected.argmax(1))
+    # averaging changes decisions: on some test rows the mean's label differs from a member's own label
+    assert any((member.argmax(1) != expected.argmax(1)).any() for member in members)
 
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path, competition, sample_frames):

@@ -203,7 +203,7 @@ def test_resumed_model_is_as_good_as_an_uninterrupted_one(interrupted_holdout, c
     # model is right within a few digits as often as the uninterrupted one
     from digit_recognizer.data import load_test
     from digit_recognizer.modeling.inference import load_model_file
-    from digit_recognizer.modeling.train import predict_probabilities
+    from digit_recognizer.modeling.inference import predict_probabilities
 
     seen = interrupted_holdout
     root = seen["root"]

@@ -159,6 +159,27 @@ class Experiment:
         """The fingerprint of the whole train.csv, without a ``--max-rows`` suffix."""
         return self.data_fingerprint().split("-n", 1)[0]
 
+    def same_run(self, config_values: dict, fingerprint: str, ignore_name: bool = False) -> bool | None:
+        """Whether config.json records these settings and this train.csv, so that training this folder again resumes
+        it; None when config.json is unreadable. With ``ignore_name`` (finding a run to resume without --name), the
+        names may differ and ``fingerprint`` may be the whole file's (a ``--max-rows`` run records ``<hash>-n<rows>``)."""
+        from digit_recognizer.config import ExperimentConfig
+
+        try:
+            record = self.read_record()
+        except UserError:
+            return None
+        saved = record.get("config")
+        if not isinstance(saved, dict):
+            return False
+        ours, theirs = ExperimentConfig.normalized(config_values), ExperimentConfig.normalized(saved)
+        recorded = str(record.get("data_fingerprint", ""))
+        if ignore_name:
+            ours.pop("name", None)
+            theirs.pop("name", None)
+            return bool(theirs) and ours == theirs and (recorded == fingerprint or recorded.startswith(f"{fingerprint}-n"))
+        return bool(theirs) and ours == theirs and recorded == fingerprint
+
     def read_metrics(self) -> dict:
         """metrics.json, checked: its member model files must be plain ``.keras`` names inside the folder."""
         if not self.metrics_file.is_file():
@@ -279,21 +300,9 @@ def resumable(paths: Paths, config_values: dict, fingerprint: str) -> str | None
     """The newest unfinished experiment whose settings and train.csv equal these (name aside): re-running resumes it."""
     if not paths.models.is_dir():
         return None
-    from digit_recognizer.config import ExperimentConfig
-
     candidates = []
-    wanted = {key: value for key, value in ExperimentConfig.normalized(config_values).items() if key != "name"}
     for folder in paths.models.iterdir():
         experiment = Experiment(paths, folder.name)
-        if not experiment.is_started or experiment.is_finished:
-            continue
-        try:
-            record = experiment.read_record()
-            saved = record["config"]
-        except (UserError, KeyError):
-            continue
-        if not str(record.get("data_fingerprint", "")).startswith(fingerprint):
-            continue
-        if isinstance(saved, dict) and {key: value for key, value in ExperimentConfig.normalized(saved).items() if key != "name"} == wanted:
+        if experiment.is_started and not experiment.is_finished and experiment.same_run(config_values, fingerprint, ignore_name=True):
             candidates.append((experiment.config_file.stat().st_mtime, folder.name))
     return max(candidates)[1] if candidates else None

@@ -312,13 +312,7 @@ def prepare_experiment(paths: Paths, config: ExperimentConfig, fingerprint: str,
     split_text = str(split_file.relative_to(paths.root)) if split_file.is_relative_to(paths.root) else str(split_file)
     record = {"config": config.to_dict(), "data_fingerprint": fingerprint, "split_file": split_text}
     if experiment.is_started:
-        try:
-            existing = experiment.read_record()
-        except UserError:
-            existing = None
-        saved = existing.get("config") if isinstance(existing, dict) else None
-        if existing is not None and (not isinstance(saved, dict) or ExperimentConfig.normalized(saved) != record["config"]
-                                     or existing.get("data_fingerprint") != fingerprint):
+        if experiment.same_run(record["config"], fingerprint) is False:
             raise UserError(f"experiment '{config.name}' already exists with other settings or data ({experiment.config_file}); choose another --name")
         if experiment.is_finished:
             raise UserError(f"experiment '{config.name}' is already trained ({experiment.folder}); choose another --name or run `digit-recognizer predict --experiment {config.name}`")

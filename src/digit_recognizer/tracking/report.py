@@ -108,6 +108,8 @@ def read_history(path: Path) -> pd.DataFrame | None:
 def _member_histories(experiment: Experiment, num_members: int) -> list[tuple[str, pd.DataFrame | None]]:
     labels = ["holdout model"] if num_members == 1 else [f"fold {k + 1}" for k in range(num_members)]
     histories = [(labels[k], read_history(experiment.history_file(k))) for k in range(num_members)]
+    second_round = [(f"{labels[k]}, second round", read_history(experiment.history_file(f"p{k}"))) for k in range(num_members)]
+    histories += [(label, frame) for label, frame in second_round if frame is not None]  # --pseudo-label runs
     full = read_history(experiment.history_file(FULL_MEMBER))
     if full is not None:
         histories.append(("full-data model", full))
