@@ -28,6 +28,7 @@ def cv_project(tmp_path_factory, competition, sample_frames):
     return paths
 
 
+@pytest.mark.slow
 def test_oof_predictions_cover_every_row_once(cv_project):
     # out-of-fold rows are exactly the (sub)set trained on, each once, each from the fold that held it out
     with np.load(cv_project.experiment_dir("cv3") / "oof.npz", allow_pickle=False) as oof:
@@ -44,6 +45,7 @@ def test_oof_predictions_cover_every_row_once(cv_project):
     assert len(metrics["fold_accuracies"]) == 3 and metrics["members"] == ["member-0.keras", "member-1.keras", "member-2.keras"]
 
 
+@pytest.mark.slow
 def test_fold_file_is_reused_by_the_next_experiment(cv_project, competition):
     # a second experiment with the same seed and data reads the same fold file instead of making a new one
     from digit_recognizer.cli import main
@@ -60,6 +62,7 @@ def test_fold_file_is_reused_by_the_next_experiment(cv_project, competition):
         np.testing.assert_array_equal(first["rows"], second["rows"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tta", [False, True])
 def test_fold_ensemble_averages_member_probabilities(cv_project, competition, tta):
     # the ensemble's probabilities are the mean of each fold model's (over shifted copies too with TTA)
@@ -90,6 +93,7 @@ def test_shifted_copies_move_ink_and_fill_with_zeros():
     assert all(copy.shape == image.shape and copy.dtype == np.uint8 for copy in copies)
 
 
+@pytest.mark.slow
 def test_predict_submits_the_average_of_the_fold_models(cv_project, competition):
     # predict's saved probabilities are the mean of the three fold models' probabilities on test.csv, computed here
     # from the model files, and the submission is that mean's argmax, not any single member's
@@ -109,6 +113,7 @@ def test_predict_submits_the_average_of_the_fold_models(cv_project, competition)
     assert any((member.argmax(1) != expected.argmax(1)).any() for member in members)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path, competition, sample_frames):
     # with the CPU split into two logical devices, training runs under MirroredStrategy with 2 replicas
     from conftest import write_sample

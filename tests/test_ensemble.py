@@ -37,6 +37,7 @@ def _oof(paths: Paths, experiment: str) -> pd.DataFrame:
                             index=saved["rows"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("weights, expected", [(None, (0.5, 0.5)), ("3,1", (0.75, 0.25))])
 def test_ensemble_averages_probabilities_and_scores_the_shared_holdout(two_experiments, weights, expected):
     # the ensemble's test probabilities are the weighted mean of its members' (the unpredicted member is
@@ -63,6 +64,7 @@ def test_ensemble_averages_probabilities_and_scores_the_shared_holdout(two_exper
     assert row["local_key_score"]  # the sample's answer key scores the submission too
 
 
+@pytest.mark.slow
 def test_holdout_and_cv_members_are_scored_on_the_holdout_rows(two_experiments):
     # a CV experiment validated every row, so with a holdout experiment the shared rows are the holdout rows
     paths = two_experiments
@@ -86,6 +88,7 @@ def test_take_rows_aligns_members_by_train_row():
     assert folds.take(rows).probabilities.argmax(1).tolist() == [2, 5, 7]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
     (["tiny"], "at least two different experiments"),
     (["tiny", "tiny"], "at least two different experiments"),
@@ -109,6 +112,7 @@ def test_bad_ensembles_are_refused_with_one_line_and_nothing_written(two_experim
     assert (sorted(p.name for p in paths.submissions.iterdir()), sorted(p.name for p in paths.models.iterdir())) == before
 
 
+@pytest.mark.slow
 def test_train_refuses_an_ensembles_name(two_experiments, capsys):
     # an ensemble's folder is not an experiment: training under its name is refused
     paths = two_experiments

@@ -279,9 +279,9 @@ def find(paths: Paths, name: str | None, allow_ensemble: bool = False) -> Experi
     With ``allow_ensemble`` an ensemble's folder is accepted too."""
     if not name:
         return latest(paths)
-    experiment = Experiment(paths, name)
-    if "/" in name or "\\" in name or name in (".", ".."):
+    if any(char in name for char in "/\\\0") or name in (".", "..") or len(name.encode("utf-8", "replace")) > 255:
         raise UserError(f"experiment {quote(name)} not found: not a plain name")
+    experiment = Experiment(paths, name)
     if experiment.is_finished:
         return experiment
     if experiment.is_ensemble:
