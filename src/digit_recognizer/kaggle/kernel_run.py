@@ -13,6 +13,7 @@ submit it. The ``kernel push --wait [--submit]``, ``kernel output`` and ``kernel
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -198,6 +199,7 @@ def download_output(paths, competition, kernel_id: str, kernel_folder: Path, log
     final = output_root(paths, kernel_id) / label
     downloaded = not final.is_dir()
     if downloaded:
+        created = [folder for folder in (final.parent, final.parent.parent) if not folder.exists()]
         final.parent.mkdir(parents=True, exist_ok=True)
         partial = Path(tempfile.mkdtemp(prefix=f".{label}.", suffix=".partial", dir=final.parent))
         try:
@@ -206,6 +208,9 @@ def download_output(paths, competition, kernel_id: str, kernel_folder: Path, log
             partial.rename(final)
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
+            for folder in created:  # innermost first: leave no empty folder behind either
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
             raise
         log(f"downloaded {len(files)} output file(s) of kernel {kernel_id} {label} into {final}")
     else:
