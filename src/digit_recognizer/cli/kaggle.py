@@ -12,7 +12,7 @@ from pathlib import Path
 
 from digit_recognizer.cli import context, say, warn
 from digit_recognizer.errors import UserError
-from digit_recognizer.kaggle.submit import COMPLETE, ERROR, NOT_SUBMITTED, PENDING
+from digit_recognizer.kaggle.submit import ERROR, NOT_SUBMITTED, PENDING
 
 
 def register(subparsers) -> None:

@@ -511,9 +511,8 @@ def kernels_status(kernel_id: str) -> tuple[str, str]:
     """(status, failure message) of the kernel's latest run with ``kernels_status``: status is one of queued,
     running, complete, error, cancel_requested, cancel_acknowledged, new_script."""
     api = client()
-    with _kernel_call(f"cannot get the status of kernel {kernel_id}", kernel_id):
-        with contextlib.redirect_stdout(io.StringIO()):
-            response = api.kernels_status(kernel_id)
+    with _kernel_call(f"cannot get the status of kernel {kernel_id}", kernel_id), contextlib.redirect_stdout(io.StringIO()):
+        response = api.kernels_status(kernel_id)
     return _status_name(response.status), " ".join(scrub(response.failure_message or "").split())
 
 
@@ -534,9 +533,9 @@ def kernels_output(kernel_id: str, folder: Path, file_pattern: str | None = None
     pattern = SAFE_OUTPUT_NAME if file_pattern is None else f"(?={SAFE_OUTPUT_NAME}){file_pattern}"
     api = client()
     slug = kernel_id.split("/", 1)[-1]
-    with _kernel_call(f"cannot download the output of kernel {kernel_id}", kernel_id):
-        with contextlib.redirect_stdout(io.StringIO()), checked_client_downloads(request_timeout()):
-            files, _ = api.kernels_output(kernel_id, str(folder), file_pattern=pattern, force=True, quiet=True)
+    with (_kernel_call(f"cannot download the output of kernel {kernel_id}", kernel_id),
+          contextlib.redirect_stdout(io.StringIO()), checked_client_downloads(request_timeout())):
+        files, _ = api.kernels_output(kernel_id, str(folder), file_pattern=pattern, force=True, quiet=True)
     inside = folder.resolve()
     log_file = folder / f"{slug}.log"
     log = log_file.read_text(encoding="utf-8", errors="replace") if log_file.is_file() else ""

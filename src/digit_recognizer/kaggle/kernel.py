@@ -29,7 +29,11 @@ from digit_recognizer import __version__
 from digit_recognizer.atomic import write_json, write_text
 from digit_recognizer.config import Competition, Paths
 from digit_recognizer.errors import UserError
-from digit_recognizer.kaggle.kernel_template import MINIMUM_KERAS, MINIMUM_TENSORFLOW, RUN_FILE  # noqa: F401 (re-exported)
+from digit_recognizer.kaggle.kernel_template import (  # noqa: F401 (re-exported)
+    MINIMUM_KERAS,
+    MINIMUM_TENSORFLOW,
+    RUN_FILE,
+)
 
 METADATA_FILE = "kernel-metadata.json"
 CODE_FILE = "digit_recognizer_kernel.py"

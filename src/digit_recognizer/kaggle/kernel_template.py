@@ -81,7 +81,7 @@ def parse_arguments(argv):
 
 def _in_notebook():
     try:
-        get_ipython  # noqa: F821, B018 (defined only inside IPython)
+        get_ipython
     except NameError:
         return False
     return True
