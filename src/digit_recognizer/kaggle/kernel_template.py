@@ -80,11 +80,9 @@ def parse_arguments(argv):
 
 
 def _in_notebook():
-    try:
-        get_ipython
-    except NameError:
-        return False
-    return True
+    import builtins
+
+    return hasattr(builtins, "get_ipython")  # IPython/Jupyter defines it
 
 
 def unpack(target):
