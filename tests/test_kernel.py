@@ -146,6 +146,14 @@ def test_built_script_runs_in_a_fake_kaggle_layout(tmp_path, kaggle_home, compet
     labels = read_submission(submission, competition, expected_rows=len(sample_frames[1]))
     assert len(labels) == len(sample_frames[1])
     assert not (kaggle_dir / "working" / "inputs").exists(), "the copy of the input is removed"
+    run = json.loads((kaggle_dir / "working" / "kernel-run.json").read_text())
+    metrics = json.loads((kaggle_dir / "working" / "models" / run["experiment"] / "metrics.json").read_text())
+    assert run["score"] == metrics["score"] and run["preset"] == "seed" and run["run_args"] == ["--epochs", "1"]
+    assert run["near_chance"] is (metrics["score"] < 0.5) and ("near chance" in result.stderr) is run["near_chance"]
+    import keras
+    import tensorflow as tf
+
+    assert (run["tensorflow"], run["keras"]) == (tf.__version__, keras.__version__)
     assert list((kaggle_dir / "working" / "models").glob("*/metrics.json"))
     reports = kaggle_dir / "working" / "reports"
     if reports.is_dir():
@@ -286,4 +294,6 @@ def test_readme_states_the_supported_pair():
     section = readme[readme.index("## Running as a Kaggle kernel"):]
     pair = f"TensorFlow {'.'.join(map(str, MINIMUM_TENSORFLOW))} with Keras {'.'.join(map(str, MINIMUM_KERAS))}"
     assert pair in section
-    assert f"tensorflow-cpu=={'.'.join(map(str, MINIMUM_TENSORFLOW))}.0" in (REPO_ROOT / "scripts" / "ci_kernel_compat.sh").read_text()
+    ci_lines = (REPO_ROOT / "scripts" / "ci_kernel_compat.sh").read_text().splitlines()
+    assert f"TENSORFLOW={'.'.join(map(str, MINIMUM_TENSORFLOW))}.0" in ci_lines, "CI runs the floor TensorFlow"
+    assert f"KERAS={'.'.join(map(str, MINIMUM_KERAS))}.0" in ci_lines, "CI runs the floor Keras"
