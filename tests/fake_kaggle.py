@@ -7,7 +7,9 @@ come back as ``{"code": N, "message": "..."}`` with status N. Implemented:
 - ``competitions.CompetitionApiService/DownloadDataFiles`` -> 302 to ``/storage/<slug>.zip``
 - ``.../StartSubmissionUpload`` -> an upload URL; ``PUT /upload/<token>`` stores the file
 - ``.../CreateSubmission`` and ``.../ListSubmissions`` (PENDING for a few polls, then COMPLETE or ERROR)
-- ``kernels.KernelsApiService/SaveKernel`` and ``.../GetKernelSessionStatus``
+- ``kernels.KernelsApiService/SaveKernel``, ``.../GetKernelSessionStatus`` (each push starts a run that goes through
+  ``kernel_statuses``, one step a poll, e.g. QUEUED -> RUNNING -> COMPLETE, or ERROR with ``kernel_failure``) and
+  ``.../ListKernelSessionOutput`` (``kernel_files``, pageSize at a time, and ``kernel_log``) -> ``GET /kernel-output/<name>``
 
 Bounded: it binds 127.0.0.1 on a free port, answers at most ``max_requests``
 requests, sockets time out, and the fixture stops it.
@@ -21,6 +23,7 @@ import io
 import json
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -70,6 +73,11 @@ class FakeKaggle:
     uploads: dict = field(default_factory=dict)
     submissions: list = field(default_factory=list)
     kernels: list = field(default_factory=list)  # SaveKernel request bodies
+    known_kernels: list = field(default_factory=list)  # "user/slug" of kernels that exist without a push
+    kernel_statuses: list = field(default_factory=lambda: ["RUNNING", "COMPLETE"])  # one a poll; the last one stays
+    kernel_failure: str = ""  # failureMessage with an ERROR status
+    kernel_files: dict = field(default_factory=dict)  # output file name -> bytes
+    kernel_log: str = ""
     kernel_polls: int = 0
     port: int = 0
     _server: object = None
@@ -179,7 +187,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send(failure.status, (failure.message or "error").encode(), "text/html")
             return False
-        if method != "upload" and not method.startswith("storage") and not authorised:
+        if method not in ("upload", "kernel-output") and not method.startswith("storage") and not authorised:
             self._error(401, "Unauthenticated")
             return False
         return True
@@ -188,6 +196,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         state = self.state
         path = self.path.split("?")[0]
+        if path.startswith("/kernel-output/"):
+            if not self._admit("kernel-output"):
+                return
+            name = urllib.parse.unquote(path[len("/kernel-output/"):])
+            if name in state.kernel_files:
+                self._send(200, state.kernel_files[name], "application/octet-stream")
+            else:
+                self._send(404, b"not found", "text/plain")
+            return
         if not self._admit("storage"):
             return
         if path == f"/storage/{state.slug}.zip" and state.zip_bytes:
@@ -288,18 +305,44 @@ class _Handler(BaseHTTPRequestHandler):
     def _kernels_SaveKernel(self, request: dict) -> None:
         state = self.state
         state.kernels.append(request)
+        state.kernel_polls = 0  # a new version: a new run
         slug = request.get("slug", "")
         self._json({"ref": f"/code/{slug}", "url": f"{state.url}/code/{slug}", "versionNumber": len(state.kernels),
                     "invalidTags": [], "invalidDatasetSources": [], "invalidCompetitionSources": [],
                     "invalidKernelSources": [], "kernelId": 777})
 
+    def _known_kernel(self, request: dict) -> bool:
+        state = self.state
+        kernel = f"{request.get('userName')}/{request.get('kernelSlug')}"
+        if kernel in state.known_kernels or (state.kernels and kernel == state.kernels[-1].get("slug")):
+            return True
+        self._error(404, "Kernel not found")
+        return False
+
     def _kernels_GetKernelSessionStatus(self, request: dict) -> None:
         state = self.state
-        if not state.kernels or f"{request.get('userName')}/{request.get('kernelSlug')}" != state.kernels[-1].get("slug"):
-            self._error(404, "Kernel not found")
+        if not self._known_kernel(request):
             return
         state.kernel_polls += 1
-        self._json({"status": "RUNNING" if state.kernel_polls == 1 else "COMPLETE"})
+        status = state.kernel_statuses[min(state.kernel_polls, len(state.kernel_statuses)) - 1]
+        answer = {"status": status}
+        if status == "ERROR" and state.kernel_failure:
+            answer["failureMessage"] = state.kernel_failure
+        self._json(answer)
+
+    def _kernels_ListKernelSessionOutput(self, request: dict) -> None:
+        state = self.state
+        if not self._known_kernel(request):
+            return
+        names = sorted(state.kernel_files)
+        start = int(request.get("pageToken") or 0)
+        size = int(request.get("pageSize") or 20)
+        page = names[start:start + size]
+        answer = {"files": [{"fileName": name, "url": f"{state.url}/kernel-output/{urllib.parse.quote(name)}"} for name in page],
+                  "log": state.kernel_log}
+        if start + size < len(names):
+            answer["nextPageToken"] = str(start + size)
+        self._json(answer)
 
 
 # ---------------------------------------------------------------- pytest fixtures and helpers

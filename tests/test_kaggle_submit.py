@@ -221,3 +221,24 @@ def test_waiting_survives_a_passing_server_error(submit_project, fake_kaggle, ka
     assert result.returncode == 0, result.stderr
     assert fake_kaggle.methods().count("ListSubmissions") >= 3
     assert _row(submit_project)["kaggle_status"] == "complete"
+
+
+@pytest.mark.parametrize("where", ["outside the project", "in the project, outside submissions/"])
+def test_a_failed_submit_of_a_file_outside_submissions_adds_no_phantom_row(submit_project, fake_kaggle, kaggle_home,
+                                                                            tmp_path_factory, where):
+    # Issue 13, item 11: a file no experiment owns must not get a leaderboard row of its own when its upload fails.
+    write_kaggle_json(kaggle_home)
+    folder = tmp_path_factory.mktemp("elsewhere") if where == "outside the project" else submit_project.root / "drafts"
+    folder.mkdir(exist_ok=True)
+    stray = folder / "my-guess.csv"
+    stray.write_bytes(submit_project.submission_file("tiny").read_bytes())
+    fake_kaggle.failures["StartSubmissionUpload"] = Failure(403, "Permission 'competitions.submit' was denied")
+    before = submit_project.leaderboard.read_bytes()
+
+    result = run_cli("submit", str(stray), "-m", "stray file", root=submit_project.root)
+
+    assert result.returncode == 2
+    assert "permission denied for competition" in error_line(result)
+    assert submit_project.leaderboard.read_bytes() == before, "no phantom row, no change"
+    assert [row["experiment"] for row in leaderboard.read_rows(submit_project.leaderboard)] == ["tiny"]
+    assert stray.is_file() and fake_kaggle.submissions == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -26,7 +27,7 @@ class Forbidden:
             raise ImportError(f"the kernel script must not import {name}")
         return None
 sys.meta_path.insert(0, Forbidden())
-sys.argv = [sys.argv[1]]
+sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
@@ -145,8 +146,154 @@ def test_built_script_runs_in_a_fake_kaggle_layout(tmp_path, kaggle_home, compet
     labels = read_submission(submission, competition, expected_rows=len(sample_frames[1]))
     assert len(labels) == len(sample_frames[1])
     assert not (kaggle_dir / "working" / "inputs").exists(), "the copy of the input is removed"
+    run = json.loads((kaggle_dir / "working" / "kernel-run.json").read_text())
+    metrics = json.loads((kaggle_dir / "working" / "models" / run["experiment"] / "metrics.json").read_text())
+    assert run["score"] == metrics["score"] and run["preset"] == "seed" and run["run_args"] == ["--epochs", "1"]
+    assert run["near_chance"] is (metrics["score"] < 0.5) and ("near chance" in result.stderr) is run["near_chance"]
+    import keras
+    import tensorflow as tf
+
+    assert (run["tensorflow"], run["keras"]) == (tf.__version__, keras.__version__)
     assert list((kaggle_dir / "working" / "models").glob("*/metrics.json"))
     reports = kaggle_dir / "working" / "reports"
     if reports.is_dir():
         assert list(reports.rglob("*.png")), "report images are part of the output"
     assert not list(elsewhere.iterdir()), "nothing written to the working directory"
+
+
+# ---------------------------------------------------------------- issue 13, item 8: refused at build time
+@pytest.mark.parametrize("args, expected", [
+    (("--max-rows", "5"), "--max-rows 5: cannot take a stratified subset"),
+    (("--cv", "100000"), "cannot make 100000 stratified folds of 42000 rows"),
+    (("--holdout", "0.0001"), "cannot hold out 0.0001 of 42000 rows"),
+    (("--epochs", "0"), "epochs must be at least 1"),
+    (("--name", "../escape"), "must be a plain file name"),
+])
+def test_build_refuses_what_train_would_refuse(tmp_path, kaggle_home, args, expected):
+    root = tmp_path / "project"
+
+    result = run_cli("kernel", "build", "--kernel-id", KERNEL_ID, *args, root=root)
+
+    assert result.returncode == 2
+    assert expected in error_line(result)
+    assert not (root / "competition" / "kernel").exists(), "nothing written"
+
+
+@pytest.mark.parametrize("place", ["file", "parent-is-a-file"])
+def test_build_into_a_file_is_one_line(tmp_path, kaggle_home, place):
+    blocker = tmp_path / "taken"
+    blocker.write_text("not a folder\n")
+    folder = blocker if place == "file" else blocker / "kernel"
+
+    result = run_cli("kernel", "build", "--kernel-id", KERNEL_ID, "--folder", str(folder), root=tmp_path / "project")
+
+    assert result.returncode == 2
+    assert f"{blocker} is a file, not a folder" in error_line(result)
+    assert blocker.read_text() == "not a folder\n"
+
+
+@pytest.mark.parametrize("command, expected", [
+    ("push", "Upload competition/kernel/"),
+    ("push", "the tail of the run's log"),
+    ("status", "queued, running, complete, error"),
+    ("output", "validate its submission.csv exactly like `validate`"),
+    ("submit", "through the same path as `submit`"),
+])
+def test_kernel_commands_explain_themselves(tmp_path, command, expected):
+    result = run_cli("kernel", command, "--help", root=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert " ".join(expected.split()) in " ".join(result.stdout.split())
+
+
+def _built_script(tmp_path, *args):
+    root = tmp_path / "project"
+    built = run_cli("kernel", "build", "--kernel-id", KERNEL_ID, "--preset", "seed", *args, root=root)
+    assert built.returncode == 0, built.stderr
+    return root / "competition" / "kernel" / "digit_recognizer_kernel.py"
+
+
+@pytest.mark.parametrize("argv, code, expected", [
+    (["--help"], 0, "--preset seed --epochs 1"),
+    (["-h"], 0, "Needs TensorFlow >= 2.18 and Keras >= 3.8"),
+    (["--epochs", "3"], 2, "unrecognized arguments: --epochs 3"),
+])
+def test_built_script_reads_its_arguments_without_training(tmp_path, kaggle_home, argv, code, expected):
+    script = _built_script(tmp_path, "--epochs", "1")
+    kaggle_dir = tmp_path / "kaggle"
+    env = {**os.environ, "DIGIT_RECOGNIZER_KAGGLE_DIR": str(kaggle_dir)}
+
+    result = subprocess.run([sys.executable, "-c", GUARDED_RUN, str(script), *argv], capture_output=True, text=True,
+                            env=env, timeout=120)
+
+    assert result.returncode == code, result.stdout + result.stderr
+    assert expected in " ".join((result.stdout + result.stderr).split())
+    assert not kaggle_dir.exists(), "nothing trained, nothing written"
+    assert "TensorFlow 2" not in result.stdout, "TensorFlow is not even imported"
+
+
+# ---------------------------------------------------------------- the template
+def test_template_is_a_module_the_build_fills_in(tmp_path):
+    from digit_recognizer.config import KAGGLE_DIR_ENV
+    from digit_recognizer.kaggle import kernel, kernel_template
+
+    assert kernel_template.KAGGLE_DIR_ENV == KAGGLE_DIR_ENV
+    script = kernel.render_script(b"bundle bytes", "strong", ["--cv", "5"])
+    namespace = {"__name__": "built"}
+    exec(compile(script, "built.py", "exec"), namespace)
+    assert (namespace["PRESET"], namespace["RUN_ARGS"]) == ("strong", ["--cv", "5"])
+    assert namespace["BUILT_WITH"].startswith("digit-recognizer ") and bundle_from_script(script) == b"bundle bytes"
+    assert "kernel build fills this in" not in script.split('"""', 2)[2], "every marked constant was replaced"
+
+
+def test_a_template_without_a_marked_constant_is_refused():
+    from digit_recognizer.kaggle import kernel
+
+    template = kernel.TEMPLATE_FILE.read_text().replace('PRESET = "fast"  # kernel build fills this in', 'PRESET = "fast"')
+    with pytest.raises(ValueError, match="PRESET"):
+        kernel.render_script(b"x", "seed", [], template=template)
+
+
+@pytest.mark.parametrize("tensorflow, keras, old", [
+    ("2.17.1", "3.8.0", "TensorFlow 2.17.1"),
+    ("2.18.0", "3.7.0", "Keras 3.7.0"),
+    ("2.15.0", "2.15.0", "TensorFlow 2.15.0 and Keras 2.15.0"),
+    ("2.18.0", "3.8.0", None),
+    ("2.19.1", "3.10.0", None),
+    ("2.21.0rc1", "3.15.1.dev2026", None),
+])
+def test_template_names_a_tensorflow_keras_pair_older_than_the_floor(tensorflow, keras, old):
+    from digit_recognizer.kaggle.kernel_template import version_problem
+
+    problem = version_problem(tensorflow, keras)
+    if old is None:
+        assert problem is None
+    else:
+        assert f"needs TensorFlow 2.18 and Keras 3.8 or newer, but the environment has {old}:" in problem
+
+
+@pytest.mark.parametrize("score, warned", [(0.11, True), (0.49, True), (0.5, False), (0.99, False), (None, False)])
+def test_template_warns_of_a_near_chance_score(score, warned):
+    from digit_recognizer.kaggle.kernel_template import chance_warning
+
+    warning = chance_warning(score, 10)
+    assert bool(warning) is warned
+    if warned:
+        assert f"validation accuracy {score:.3f} is near chance (0.10 for 10 classes)" in warning
+
+
+def test_readme_states_the_supported_pair():
+    from conftest import REPO_ROOT
+
+    from digit_recognizer.kaggle.kernel_template import (
+        MINIMUM_KERAS,
+        MINIMUM_TENSORFLOW,
+    )
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme[readme.index("## Running as a Kaggle kernel"):]
+    pair = f"TensorFlow {'.'.join(map(str, MINIMUM_TENSORFLOW))} with Keras {'.'.join(map(str, MINIMUM_KERAS))}"
+    assert pair in section
+    ci_lines = (REPO_ROOT / "scripts" / "ci_kernel_compat.sh").read_text().splitlines()
+    assert f"TENSORFLOW={'.'.join(map(str, MINIMUM_TENSORFLOW))}.0" in ci_lines, "CI runs the floor TensorFlow"
+    assert f"KERAS={'.'.join(map(str, MINIMUM_KERAS))}.0" in ci_lines, "CI runs the floor Keras"

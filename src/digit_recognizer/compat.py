@@ -11,10 +11,13 @@ first, loudly, instead of somewhere in a training run.
 - Keras ``EarlyStopping``: ``best``, ``best_epoch``, ``wait``, ``best_weights`` (state restored after a resume).
 - kagglesdk ``kaggle_env._env_to_endpoint`` (the API's address, pointed at a loopback stand-in in tests).
 - kaggle client ``http_client()._init_session`` and ``._session`` (a timeout on every request, no proxy to loopback).
+- kaggle client module ``kaggle.api.kaggle_api_extended.requests`` (``kernels_output`` downloads each file with a bare
+  ``requests.get``: no timeout, and an HTTP error page saved as the file; bounded and checked here).
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 BACKUP_ATTRIBUTES = ("_save_model", "_weights_path", "_training_metadata_path", "_current_epoch", "_last_batch_seen")
@@ -88,3 +91,33 @@ def bound_client_session(kaggle_client, timeout: float, trust_env: bool = True) 
     http._session.send = lambda request, **kwargs: send(request, **{"timeout": timeout, **kwargs})
     if not trust_env:
         http._session.trust_env = False
+
+
+@contextlib.contextmanager
+def checked_client_downloads(timeout: float):
+    """While the block runs, the client's file downloads (``requests.get`` in ``kaggle_api_extended``, used by
+    ``kernels_output``) get a ``timeout`` and raise ``requests.HTTPError`` on an error status instead of saving
+    the error page as the file."""
+    from kaggle.api import kaggle_api_extended
+
+    _require(kaggle_api_extended, ("requests",), "kaggle.api.kaggle_api_extended")
+    real = kaggle_api_extended.requests
+    _require(real, ("get",), "kaggle.api.kaggle_api_extended.requests")
+
+    class CheckedRequests:
+        """The requests module, but ``get`` is bounded and checked."""
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        @staticmethod
+        def get(url, **kwargs):
+            response = real.get(url, **{"timeout": timeout, **kwargs})
+            response.raise_for_status()
+            return response
+
+    kaggle_api_extended.requests = CheckedRequests()
+    try:
+        yield
+    finally:
+        kaggle_api_extended.requests = real

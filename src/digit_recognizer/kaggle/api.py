@@ -479,18 +479,70 @@ def kernels_push(folder: Path, kernel_id: str) -> KernelPush:
     return KernelPush(str(response.ref or kernel_id), str(response.url or ""), response.version_number, tuple(warnings))
 
 
+def _kernel_call(action: str, kernel_id: str):
+    """Like :func:`_mapped` for the client's kernel calls, which turn a 401/403 into a long ValueError: the
+    original HTTP error (its ``__context__``) decides the message."""
+    return _KernelCall(action, Subject("kernel", kernel_id))
+
+
+class _KernelCall:
+    def __init__(self, action: str, subject: Subject):
+        self.action, self.subject = action, subject
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if error is None or isinstance(error, UserError):
+            return False
+        if not isinstance(error, (Exception, SystemExit)):
+            return False
+        import requests
+
+        cause = error.__context__ if isinstance(error, ValueError) else None
+        if isinstance(cause, requests.HTTPError):
+            raise translate(cause, self.action, self.subject) from None
+        if isinstance(error, ValueError) and "denied" in str(error):
+            raise UserError(_http_message(403, "permission denied", self.action, self.subject)) from None
+        raise translate(error, self.action, self.subject) from None
+
+
 def kernels_status(kernel_id: str) -> tuple[str, str]:
-    """(status, failure message) of the kernel's latest run with ``kernels_status``."""
+    """(status, failure message) of the kernel's latest run with ``kernels_status``: status is one of queued,
+    running, complete, error, cancel_requested, cancel_acknowledged, new_script."""
     api = client()
-    subject = Subject("kernel", kernel_id)
-    action = f"cannot get the status of kernel {kernel_id}"
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            response = api.kernels_status(kernel_id)
-    except ValueError as error:
-        if "denied" in str(error):  # the client turns 401/403 into a long ValueError
-            raise UserError(_http_message(403, "permission denied", action, subject)) from None
-        raise translate(error, action, subject) from None
-    except (Exception, SystemExit) as error:
-        raise translate(error, action, subject) from None
+    with _kernel_call(f"cannot get the status of kernel {kernel_id}", kernel_id), contextlib.redirect_stdout(io.StringIO()):
+        response = api.kernels_status(kernel_id)
     return _status_name(response.status), " ".join(scrub(response.failure_message or "").split())
+
+
+# A file name of a kernel's output that stays inside the download folder: relative, no '..' part, no backslash.
+SAFE_OUTPUT_NAME = r"^(?![/~])(?!.*(?:^|/)\.\.(?:/|$))[^\\\x00]+$"
+
+
+def kernels_output(kernel_id: str, folder: Path, file_pattern: str | None = None) -> tuple[list[Path], str]:
+    """Download the kernel's latest output into ``folder`` with ``kernels_output``; return (the files, the run's log).
+
+    Only files whose names stay inside ``folder`` are downloaded (and, with ``file_pattern``, only those
+    matching it too); each download is bounded by the request timeout and fails on an HTTP error instead of
+    saving the error page."""
+    from digit_recognizer.compat import checked_client_downloads
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    pattern = SAFE_OUTPUT_NAME if file_pattern is None else f"(?={SAFE_OUTPUT_NAME}){file_pattern}"
+    api = client()
+    slug = kernel_id.split("/", 1)[-1]
+    with (_kernel_call(f"cannot download the output of kernel {kernel_id}", kernel_id),
+          contextlib.redirect_stdout(io.StringIO()), checked_client_downloads(request_timeout())):
+        files, _ = api.kernels_output(kernel_id, str(folder), file_pattern=pattern, force=True, quiet=True)
+    inside = folder.resolve()
+    log_file = folder / f"{slug}.log"
+    log = log_file.read_text(encoding="utf-8", errors="replace") if log_file.is_file() else ""
+    downloaded = []
+    for name in files:
+        path = Path(name).resolve()
+        if path == log_file.resolve() or not path.is_relative_to(inside):
+            continue
+        downloaded.append(path)
+    return downloaded, scrub(log)

@@ -32,6 +32,7 @@ COLUMNS = (
     "experiment", "preset", "architecture", "seed", "validation", "score", "validation_rows", "local_key_score",
     "train_seconds", "date", "git_commit", "submission_file",
     "kaggle_status", "kaggle_ref", "kaggle_submitted_at", "kaggle_public_score", "kaggle_error",
+    "source",  # where the experiment ran: empty for this machine, "kernel USER/SLUG v<version>" for a Kaggle kernel
 )
 
 
@@ -308,3 +309,12 @@ def record_validation(paths, check) -> list[str]:
         upsert(paths.leaderboard, experiment, **fields)
         recorded.append(experiment)
     return recorded
+
+
+def record_kernel_output(paths, experiment: str, metrics: dict, submission: Path, accuracy: float | None, source: str) -> dict:
+    """Add (or refresh) the row of a Kaggle kernel's run: what it trained and its validation score (from the
+    output's metrics.json, when there), its downloaded submission file and where it came from."""
+    fields = {key: value for key, value in experiment_fields(paths, experiment, metrics).items() if key != "git_commit"}
+    fields.update(submission_file=relative_to_root(submission, paths), source=source,
+                  local_key_score=format_score(accuracy))
+    return upsert(paths.leaderboard, experiment, **fields)
