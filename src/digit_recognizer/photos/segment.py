@@ -109,7 +109,27 @@ def expected_from_name(path: Path) -> str | None:
 
 
 def read_grayscale(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode an image file to a 2-D uint8 grayscale array, never holding more than ``max_pixels``.
+    """Decode an image file to a 2-D uint8 grayscale array (see :func:`read_image`)."""
+    return to_gray(read_image(path, max_pixels))
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """HxW gray, HxWx3 RGB or HxWx4 RGBA uint8 -> HxW gray uint8 (luminance)."""
+    import cv2
+
+    image = np.asarray(image)
+    if image.ndim == 2:
+        return image
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[..., :3]
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an HxW gray or HxWx3 RGB image, got shape {image.shape}")
+    return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+
+
+def read_image(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode an image file to uint8 pixels: HxWx3 RGB for colour files, HxW for gray ones; never more than
+    ``max_pixels``.
 
     The dimensions are read from the header before decoding. A larger JPEG is
     decoded at a reduced scale (1/2, 1/4 or 1/8, done by the decoder itself);
@@ -146,7 +166,7 @@ def read_grayscale(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
                                              "and cannot be decoded smaller; downscale it first")
                 image.load()
                 image = ImageOps.exif_transpose(image)
-                return _to_gray_array(image)
+                return _to_array(image)
     except ImageReadError:
         raise
     except Image.DecompressionBombError as error:
@@ -162,8 +182,8 @@ def read_grayscale(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         Image.MAX_IMAGE_PIXELS = pillow_limit
 
 
-def _to_gray_array(image) -> np.ndarray:
-    """A PIL image (any mode) -> 2-D uint8 luminance, with alpha composited away."""
+def _to_array(image) -> np.ndarray:
+    """A PIL image (any mode) -> uint8 RGB (colour modes) or 2-D luminance, with alpha composited away."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         values = np.asarray(image, dtype=np.float64)
         low, high = float(values.min()), float(values.max())
@@ -176,8 +196,16 @@ def _to_gray_array(image) -> np.ndarray:
         visible = alpha[..., 0] > 0.5
         # Strokes drawn on a transparent canvas: put them on a background they contrast with.
         background = 0.0 if visible.any() and gray[visible].mean() > 127 else 255.0
-        return np.clip(gray * alpha[..., 0] + background * (1 - alpha[..., 0]), 0, 255).astype(np.uint8)
-    return np.asarray(image.convert("L"), dtype=np.uint8).copy()
+        return np.clip(rgba[..., :3] * alpha + background * (1 - alpha), 0, 255).astype(np.uint8)
+    if image.mode in ("1", "L", "P") and (image.mode != "P" or _palette_is_gray(image)):
+        return np.asarray(image.convert("L"), dtype=np.uint8).copy()
+    return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+
+
+def _palette_is_gray(image) -> bool:
+    palette = image.getpalette() or []
+    colours = np.asarray(palette[: 3 * (len(palette) // 3)]).reshape(-1, 3)
+    return bool((colours.max(axis=1) == colours.min(axis=1)).all())
 
 
 # ---------------------------------------------------------------- pixels
