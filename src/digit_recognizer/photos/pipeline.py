@@ -117,12 +117,14 @@ def read_array(image: np.ndarray, models: list, min_confidence: float = DEFAULT_
 
 def read_with(image: np.ndarray, classify, min_confidence: float = DEFAULT_MIN_CONFIDENCE, debug: bool = False):
     """The per-image step of :func:`read_array` and :func:`read_images`: ``(Reading, Segmentation)``."""
-    from digit_recognizer.photos.segment import segment_digits, to_gray
+    from digit_recognizer.photos.segment import segment_image
 
     if not 0.0 <= min_confidence <= 1.0:
         raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
     image = _check_image_array(image)
-    segmentation = segment_digits(to_gray(image))
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[..., :3]
+    segmentation = segment_image(image, classify, debug=debug)
     probabilities = classify(segmentation.crops) if len(segmentation.crops) else None
     return reading_from(segmentation, probabilities, min_confidence), segmentation
 
