@@ -336,29 +336,30 @@ def mnist_crop(mask: np.ndarray, box: int = MNIST_BOX, size: int = MNIST_SIZE, n
 # ---------------------------------------------------------------- touching digits, by recognition
 MIN_DIGIT_WIDTH = 0.12  # a digit (a thin 1) is at least this fraction of its height wide...
 MAX_DIGIT_WIDTH = 1.3  # ...and at most this
-SPLIT_ASPECT = 0.75  # marks at least this wide for their height may be several touching digits
+SPLIT_ASPECT = 1.2  # marks at least this wide for their height may be several touching digits
+SPLIT_COST = 0.3  # every extra piece must raise the log-probability by this much: no splitting a digit on a whim
+WIDE_DIGIT = 0.75  # a piece wider than this fraction of its height is penalised...
+WIDE_PENALTY = 4.0  # ...by this much per unit of aspect beyond it
+NARROW_DIGIT = 0.4  # a piece narrower than this fraction of its height is a 1 or a fragment
 
 
-def candidate_cuts(region: np.ndarray, max_cuts: int = 14) -> list[int]:
-    """Columns where touching digits may part: the minima of the mark's column profile (how much ink each column
-    holds, lightly smoothed), the lowest ``max_cuts`` of them, with the mark's two ends."""
+def candidate_cuts(region: np.ndarray, step_ratio: float = 0.08) -> list[int]:
+    """Columns where touching digits may part, with the mark's two ends: one every ``step_ratio`` x height,
+    each moved to the column holding least ink near it (a minimum of the column profile, lightly smoothed)."""
     import cv2
 
     height, width = region.shape
     profile = cv2.blur(region.sum(axis=0).astype(np.float32).reshape(1, -1), (5, 1)).ravel()
+    step = max(2, int(round(step_ratio * height)))
     margin = max(2, int(MIN_DIGIT_WIDTH * height))
-    inner = np.arange(margin, width - margin)
-    if inner.size == 0:
-        return [0, width]
-    left, right = profile[inner - 1], profile[np.minimum(inner + 1, width - 1)]
-    minima = inner[(profile[inner] <= left) & (profile[inner] <= right)]
-    minima = minima[np.argsort(profile[minima], kind="stable")][:max_cuts]
-    # Neighbouring columns of one flat valley are one cut.
-    kept = []
-    for column in sorted(int(value) for value in minima):
-        if not kept or column - kept[-1] > 2:
-            kept.append(column)
-    return [0, *kept, width]
+    cuts = []
+    for centre in range(margin, width - margin + 1, step):
+        low, high = max(margin, centre - step // 2), min(width - margin, centre + step // 2 + 1)
+        if high > low:
+            column = low + int(np.argmin(profile[low:high]))
+            if not cuts or column - cuts[-1] >= 2:
+                cuts.append(column)
+    return [0, *cuts, width]
 
 
 def piece_of(region: np.ndarray, start: int, end: int) -> np.ndarray:
@@ -407,8 +408,10 @@ def split_by_recognition(region: np.ndarray, classify) -> list[tuple[int, int]]:
     probabilities = np.asarray(classify(np.stack(crops)))
     scores = {}
     for (i, j), probability in zip(spans, probabilities):
-        piece_width = cuts[j] - cuts[i]
-        penalty = max(0.0, piece_width / height - 1.0) * 3.0
+        aspect = (cuts[j] - cuts[i]) / height
+        penalty = SPLIT_COST + max(0.0, aspect - WIDE_DIGIT) * WIDE_PENALTY
+        if aspect < NARROW_DIGIT and int(probability.argmax()) != 1:
+            penalty += 2.0
         scores[(i, j)] = float(np.log(max(float(probability.max()), 1e-6))) - penalty
     best = [0.0] + [-np.inf] * (len(cuts) - 1)
     previous = [-1] * len(cuts)
