@@ -336,7 +336,7 @@ def mnist_crop(mask: np.ndarray, box: int = MNIST_BOX, size: int = MNIST_SIZE, n
 # ---------------------------------------------------------------- touching digits, by recognition
 MIN_DIGIT_WIDTH = 0.12  # a digit (a thin 1) is at least this fraction of its height wide...
 MAX_DIGIT_WIDTH = 1.3  # ...and at most this
-SPLIT_ASPECT = 1.2  # marks at least this wide for their height may be several touching digits
+SPLIT_ASPECT = 1.45  # marks at least this wide for their height may be several touching digits
 SPLIT_COST = 0.3  # every extra piece must raise the log-probability by this much: no splitting a digit on a whim
 WIDE_DIGIT = 0.75  # a piece wider than this fraction of its height is penalised...
 WIDE_PENALTY = 4.0  # ...by this much per unit of aspect beyond it
