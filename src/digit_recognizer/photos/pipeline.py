@@ -146,6 +146,7 @@ class ImageRow:
     crops: object = None
     thumbnail: object = None
     thumbnail_boxes: tuple = ()
+    debug: tuple = ()  # (title, RGB image) intermediate masks, with --debug
 
     @property
     def correct(self) -> bool | None:
@@ -163,6 +164,7 @@ class ImagesRun:
     summary_file: Path
     sheets: list = field(default_factory=list)
     summary: dict = field(default_factory=dict)
+    skipped: list = field(default_factory=list)  # (path, why) of pictures in the folders that were not read
 
 
 def read_labels(path: Path) -> dict:
@@ -198,19 +200,32 @@ def expected_label(file: Path, shown: str, labels: dict) -> str | None:
     return expected_from_name(file)
 
 
+def check_out_dir(out_dir: Path) -> Path:
+    """The output folder, or a one-line error when the path is an existing file."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir}: --out is a file, not a folder; give a folder (it is created if missing)")
+    return out_dir
+
+
 def read_images(paths, experiment: str, inputs: list, out_dir: Path, labels_file: Path | None = None,
-                min_confidence: float = DEFAULT_MIN_CONFIDENCE, tta: bool = False, rows_per_page: int | None = None) -> ImagesRun:
-    """Read every image in ``inputs`` with ``experiment``; write predictions.csv, summary.json and the sheet."""
+                min_confidence: float = DEFAULT_MIN_CONFIDENCE, tta: bool = False, rows_per_page: int | None = None,
+                debug: bool = False) -> ImagesRun:
+    """Read every image in ``inputs`` with ``experiment``; write predictions.csv, summary.json and the sheet
+    (with ``debug``, also debug-N.png pages of the intermediate masks)."""
     import cv2
 
-    from digit_recognizer.photos.segment import ImageReadError, collect_image_files, read_image
+    from digit_recognizer.photos.preprocess import ImageReadError, collect_image_files, read_image, skipped_files
     from digit_recognizer.photos.sheet import thumbnail
 
+    out_dir = check_out_dir(out_dir)
     files, missing = collect_image_files(inputs)
+    skipped = skipped_files(inputs)
     if not files and missing:
         raise UserError(f"{missing[0]}: no such file or folder")
     if not files:
-        raise UserError(f"no images found in {', '.join(map(str, inputs))} (looked for png, jpg, bmp, tiff, webp)")
+        why = f"; skipped {skipped[0][0].name}: {skipped[0][1]}" if skipped else ""
+        raise UserError(f"no images found in {', '.join(map(str, inputs))} (looked for png, jpg, bmp, tiff, webp){why}")
     labels = read_labels(labels_file) if labels_file else {}
     if not labels_file:
         for item in inputs:
@@ -228,7 +243,8 @@ def read_images(paths, experiment: str, inputs: list, out_dir: Path, labels_file
                 from digit_recognizer.modeling.inference import load_members
 
                 classify = classifier(load_members(paths, experiment), tta=tta)
-            reading, _ = read_with(image, classify, min_confidence)
+            reading, segmentation = read_with(image, classify, min_confidence, debug=debug)
+            row.debug = segmentation.debug
         except ImageReadError as error:
             row.error = str(error)
         except (ValueError, MemoryError, cv2.error) as error:  # e.g. OpenCV refusing a degenerate image
@@ -244,7 +260,6 @@ def read_images(paths, experiment: str, inputs: list, out_dir: Path, labels_file
             del image
         rows.append(row)
 
-    out_dir = Path(out_dir)
     predictions_file = write_predictions(out_dir / "predictions.csv", rows)
     summary = summarize(rows, experiment, min_confidence)
     from digit_recognizer.photos.sheet import SheetEntry, draw_sheets, ROWS_PER_PAGE
@@ -258,11 +273,17 @@ def read_images(paths, experiment: str, inputs: list, out_dir: Path, labels_file
     if summary["accuracy"] is not None:
         title += f"   accuracy {summary['correct']}/{summary['labelled']} ({100 * summary['accuracy']:.1f}%)"
     sheets = draw_sheets(entries, out_dir, title, rows_per_page or ROWS_PER_PAGE)
+    if debug:
+        from digit_recognizer.photos.sheet import draw_debug_sheets
+
+        sheets += draw_debug_sheets([(names[index], row.debug) for index, row in enumerate(rows)], out_dir,
+                                    f"digit-recognizer images --debug: {experiment}", rows_per_page or ROWS_PER_PAGE)
     summary["sheets"] = [str(path) for path in sheets]
+    summary["skipped"] = [f"{path}: {why}" for path, why in skipped]
     from digit_recognizer.atomic import write_json
 
     write_json(out_dir / "summary.json", summary)
-    return ImagesRun(experiment, out_dir, rows, predictions_file, out_dir / "summary.json", sheets, summary)
+    return ImagesRun(experiment, out_dir, rows, predictions_file, out_dir / "summary.json", sheets, summary, skipped)
 
 
 def display_names(rows: list) -> list[str]:

@@ -60,7 +60,8 @@ def collect_image_files(inputs) -> tuple[list[Path], list[Path]]:
 
     Returns ``(files, missing)``: a file named explicitly is kept whatever its
     suffix (so a non-image gets an error row rather than being skipped silently);
-    ``missing`` lists inputs that do not exist.
+    ``missing`` lists inputs that do not exist. Files in a folder that look like
+    pictures but cannot be read (GIF, HEIC, ...) are listed by :func:`skipped_files`.
     """
     files, missing = [], []
     for item in inputs:
@@ -73,6 +74,17 @@ def collect_image_files(inputs) -> tuple[list[Path], list[Path]]:
         else:
             missing.append(path)
     return files, missing
+
+
+def skipped_files(inputs) -> list[tuple[Path, str]]:
+    """Pictures in the given folders that are not read, with why: ``[(path, reason)]`` (GIF, HEIC, SVG, PDF)."""
+    skipped = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            skipped.extend((child, UNREADABLE_SUFFIXES[child.suffix.lower()]) for child in sorted(path.iterdir())
+                           if child.is_file() and child.suffix.lower() in UNREADABLE_SUFFIXES and not child.name.startswith("."))
+    return skipped
 
 
 def expected_from_name(path: Path) -> str | None:
@@ -121,6 +133,8 @@ def read_image(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise ImageReadError("is a folder, not an image")
     if path.stat().st_size == 0:
         raise ImageReadError("file is empty")
+    if path.suffix.lower() in UNREADABLE_SUFFIXES:
+        raise ImageReadError(UNREADABLE_SUFFIXES[path.suffix.lower()])
     pillow_limit = Image.MAX_IMAGE_PIXELS
     try:
         Image.MAX_IMAGE_PIXELS = None  # the header is checked here, against max_pixels, before any decoding
@@ -145,6 +159,8 @@ def read_image(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     except Image.DecompressionBombError as error:
         raise ImageReadError(f"image is over the pixel limit ({error})") from None
     except UnidentifiedImageError:
+        if path.suffix.lower() in UNREADABLE_SUFFIXES:
+            raise ImageReadError(UNREADABLE_SUFFIXES[path.suffix.lower()]) from None
         raise ImageReadError(f"not an image file (or a format not supported: {', '.join(IMAGE_SUFFIXES)})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:  # truncated or corrupt data
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -517,22 +533,31 @@ def find_form_boxes(mask: np.ndarray, min_boxes: int = 2) -> FormBoxes:
     boxes = []
     for top in segments:
         for bottom in segments:
-            row = _box_row(binary, top, bottom, thin)
+            row = _box_row(binary, top, bottom, thin, min_span=max(20, int(1.2 * length)))
             if row:
                 boxes.extend(row[0])
                 lines |= row[1]
     if len(boxes) < min_boxes:
         return FormBoxes((), np.zeros_like(binary))
-    boxes = sorted(set(boxes))
-    return FormBoxes(tuple(boxes), lines)
+    return FormBoxes(tuple(_distinct(sorted(boxes))), lines)
 
 
-def _box_row(binary: np.ndarray, top: tuple, bottom: tuple, thin: int):
+def _distinct(boxes: list) -> list:
+    """Boxes with the same box found twice (from two pieces of a broken frame line) kept once."""
+    kept = []
+    for box in boxes:
+        x, y, w, h = box
+        if not any(abs(x + w / 2 - (k[0] + k[2] / 2)) < k[2] / 2 and abs(y + h / 2 - (k[1] + k[3] / 2)) < k[3] / 2 for k in kept):
+            kept.append(box)
+    return kept
+
+
+def _box_row(binary: np.ndarray, top: tuple, bottom: tuple, thin: int, min_span: int = 20):
     """The boxes between a top and a bottom horizontal line, and the frame's pixels; None if they frame nothing."""
     x0, x1 = max(top[0], bottom[0]), min(top[0] + top[2], bottom[0] + bottom[2])
     upper, lower = top[1], bottom[1] + bottom[3]
     span = bottom[1] - (top[1] + top[3])
-    if span < 10 or x1 - x0 < 0.6 * min(top[2], bottom[2]) or x1 - x0 < 0.5 * span:
+    if span < min_span or x1 - x0 < 0.6 * min(top[2], bottom[2]) or x1 - x0 < 0.8 * span:
         return None
     inner = binary[top[1] + top[3]:bottom[1], x0:x1] > 0
     coverage = inner.mean(axis=0)
