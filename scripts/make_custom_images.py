@@ -7,7 +7,12 @@ at a pen's thickness, and inked onto simulated paper with uneven lighting,
 texture, camera blur, noise and JPEG compression. One example each of: single
 digits on unevenly lit paper, a multi-digit number, a digit beside small
 printed words, light-on-dark (chalk on a board), ruled paper, blue ink, a
-thick marker. A fixed seed makes every run produce the same files.
+thick marker, a number on a sticky note on a dark desk, a postcode in a form's
+boxes. A fixed seed makes every run produce the same files.
+
+The same module renders the photo benchmark (``write_benchmark``, used by
+scripts/benchmark_photos.py): issue 14's conditions from digits a model never
+trained on (a holdout experiment's validation rows of train.csv).
 
     python scripts/make_custom_images.py [--out inputs/custom] [--seed 7]
 
@@ -260,6 +265,12 @@ def make_examples(seed: int = 7) -> list[tuple[str, str, np.ndarray]]:
     ink = number_ink([pick[9][0], pick[1][0], pick[8][0]], 240, 0.055, rng)
     put_ink(page, ink, *centred(size, ink, rng, jitter=0.03))
     examples.append(("918_ruled_paper.jpg", "918", camera(page, rng)))
+
+    # Issue 14's conditions: a number on a sticky note on a dark desk, a postcode in a form's boxes.
+    clear = DigitPool(np.concatenate([pick[digit] for digit in range(10)]), np.repeat(np.arange(10), 6))
+    for condition in (render_sticky_note, render_form_boxes):
+        photo = condition(rng, clear)
+        examples.append((f"{photo.expected}_{condition.__name__.removeprefix('render_')}.jpg", photo.expected, photo.image))
     return examples
 
 
