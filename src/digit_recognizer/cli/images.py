@@ -26,9 +26,17 @@ and centred by mass in 28x28), then read by a trained experiment. Several
 digits in one image are read left to right as one number ("2026"); a digit the
 model is unsure of (top probability under --min-confidence) is shown as "?".
 
+Photos of a page or sticky note on a dark desk are read inside the page
+(perspective-corrected); printed ruled lines, squares and form boxes are removed
+(a form is read one digit per box); a slanted number is turned upright; a tiny
+number is upsampled before thresholding; touching digits are cut where the model
+reads the pieces best.
+
 Outputs in --out: predictions.csv (file, prediction, confidence, digits, ...),
 summary.json and sheet-N.png (each image with its digit boxes, the 28x28 crops
-as the model saw them, and the top-3 probabilities per digit).
+as the model saw them, and the top-3 probabilities per digit); with --debug also
+debug-N.png (each image's page, ink mask, lines removed and cuts).
+GIF, HEIC, SVG and PDF files in a folder are skipped, and the command says so.
 """
 
 EPILOG = """\
@@ -54,22 +62,26 @@ def register(subparsers) -> None:
     parser.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE, metavar="P",
                         help=f"report a digit as '?' when its top probability is under P (default {DEFAULT_MIN_CONFIDENCE})")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: average over shifted copies of each digit")
+    parser.add_argument("--debug", action="store_true",
+                        help="also draw debug-N.png: each image's intermediate masks (page, ink, lines removed, cuts)")
     parser.set_defaults(func=cmd_images)
 
 
 def cmd_images(args) -> int:
     from digit_recognizer.config import Paths, load_competition
-    from digit_recognizer.photos.pipeline import choose_experiment, default_out_dir, read_images
+    from digit_recognizer.photos.pipeline import check_out_dir, choose_experiment, default_out_dir, read_images
 
     paths = Paths.discover(args.root)
     load_competition(paths.root)
     if not 0.0 <= args.min_confidence <= 1.0:
         raise UserError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
+    if args.out is not None:
+        check_out_dir(args.out)
     experiment, why = choose_experiment(paths, args.experiment)
     say(f"reading with experiment {experiment} ({why})")
     out_dir = args.out or default_out_dir(paths, experiment)
     run = read_images(paths, experiment, args.paths, out_dir, labels_file=args.labels,
-                      min_confidence=args.min_confidence, tta=args.tta)
+                      min_confidence=args.min_confidence, tta=args.tta, debug=args.debug)
     say_run(run)
     return 0
 
@@ -90,6 +102,8 @@ def say_run(run, max_rows: int = 40) -> None:
     """Print one line per image (up to ``max_rows``), the accuracy and where the outputs are."""
     from digit_recognizer.photos.pipeline import display_names
 
+    for path, why in run.skipped:
+        say(f"  skipped {path}: {why}")
     names = display_names(run.rows)
     width = min(40, max((len(name) for name in names), default=4))
     for row, name in zip(run.rows[:max_rows], names):

@@ -49,7 +49,87 @@ def choose_experiment(paths, requested: str | None) -> tuple[str, str]:
     return latest(paths).name, "the latest trained"
 
 
-# ---------------------------------------------------------------- reading
+# ---------------------------------------------------------------- one image
+@dataclass(frozen=True)
+class Reading:
+    """What was read in one image.
+
+    ``number`` is the digits left to right with '?' for doubtful ones ('' when nothing was read, and then
+    ``message`` says why); ``confidence`` the product of the digits' top probabilities (None when nothing
+    was read); ``probabilities`` (n, 10); ``boxes`` (x, y, w, h) per digit in the input image's pixels;
+    ``crops`` (n, 28, 28) uint8, exactly what the model saw; ``polarity`` the ink's polarity.
+    """
+
+    number: str
+    confidence: float | None
+    probabilities: np.ndarray
+    boxes: tuple
+    crops: np.ndarray
+    polarity: str
+    message: str = ""
+
+
+def _check_image_array(image) -> np.ndarray:
+    import numpy as np
+
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels, got {image.dtype}")
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))) or image.size == 0:
+        raise ValueError(f"expected an HxW gray or HxWx3 RGB image, got shape {image.shape}")
+    return image
+
+
+def reading_from(segmentation, probabilities, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> Reading:
+    """A :class:`Reading` from a segmentation and its crops' probabilities (None when there are no crops)."""
+    import numpy as np
+
+    if probabilities is None or len(segmentation.crops) == 0:
+        return Reading("", None, np.zeros((0, 10), np.float32), tuple(segmentation.boxes), segmentation.crops,
+                       segmentation.polarity, segmentation.message or "no digits found")
+    number, confidence = read_number(probabilities, min_confidence)
+    return Reading(number, confidence, np.asarray(probabilities), tuple(segmentation.boxes), segmentation.crops,
+                   segmentation.polarity, "")
+
+
+def classifier(models: list, tta: bool = False):
+    """A function (n, 28, 28) uint8 crops -> (n, 10) probabilities: the models' average."""
+    import numpy as np
+
+    from digit_recognizer.modeling.inference import ensemble_probabilities
+
+    def classify(crops):
+        crops = np.asarray(crops, np.uint8)
+        if len(crops) == 0:
+            return np.zeros((0, 10), np.float32)
+        return ensemble_probabilities(models, crops[..., None], tta=tta)
+
+    return classify
+
+
+def read_array(image: np.ndarray, models: list, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> Reading:
+    """Read the number in one image array (HxW gray or HxWx3 RGB uint8) with ``models`` (from
+    :func:`digit_recognizer.modeling.inference.load_members`); the same per-image code as ``images``."""
+    if not models:
+        raise ValueError("read_array needs at least one model")
+    return read_with(image, classifier(models), min_confidence)[0]
+
+
+def read_with(image: np.ndarray, classify, min_confidence: float = DEFAULT_MIN_CONFIDENCE, debug: bool = False):
+    """The per-image step of :func:`read_array` and :func:`read_images`: ``(Reading, Segmentation)``."""
+    from digit_recognizer.photos.segment import segment_image
+
+    if not 0.0 <= min_confidence <= 1.0:
+        raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
+    image = _check_image_array(image)
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[..., :3]
+    segmentation = segment_image(image, classify, debug=debug)
+    probabilities = classify(segmentation.crops) if len(segmentation.crops) else None
+    return reading_from(segmentation, probabilities, min_confidence), segmentation
+
+
+# ---------------------------------------------------------------- reading files
 @dataclass
 class ImageRow:
     """One input file's outcome (a row of predictions.csv and of the sheet)."""
@@ -66,6 +146,7 @@ class ImageRow:
     crops: object = None
     thumbnail: object = None
     thumbnail_boxes: tuple = ()
+    debug: tuple = ()  # (title, RGB image) intermediate masks, with --debug
 
     @property
     def correct(self) -> bool | None:
@@ -83,6 +164,7 @@ class ImagesRun:
     summary_file: Path
     sheets: list = field(default_factory=list)
     summary: dict = field(default_factory=dict)
+    skipped: list = field(default_factory=list)  # (path, why) of pictures in the folders that were not read
 
 
 def read_labels(path: Path) -> dict:
@@ -118,20 +200,32 @@ def expected_label(file: Path, shown: str, labels: dict) -> str | None:
     return expected_from_name(file)
 
 
-def read_images(paths, experiment: str, inputs: list, out_dir: Path, labels_file: Path | None = None,
-                min_confidence: float = DEFAULT_MIN_CONFIDENCE, tta: bool = False, rows_per_page: int | None = None) -> ImagesRun:
-    """Read every image in ``inputs`` with ``experiment``; write predictions.csv, summary.json and the sheet."""
-    import cv2
-    import numpy as np
+def check_out_dir(out_dir: Path) -> Path:
+    """The output folder, or a one-line error when the path is an existing file."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir}: --out is a file, not a folder; give a folder (it is created if missing)")
+    return out_dir
 
-    from digit_recognizer.photos.segment import ImageReadError, collect_image_files, read_grayscale, segment_digits
+
+def read_images(paths, experiment: str, inputs: list, out_dir: Path, labels_file: Path | None = None,
+                min_confidence: float = DEFAULT_MIN_CONFIDENCE, tta: bool = False, rows_per_page: int | None = None,
+                debug: bool = False) -> ImagesRun:
+    """Read every image in ``inputs`` with ``experiment``; write predictions.csv, summary.json and the sheet
+    (with ``debug``, also debug-N.png pages of the intermediate masks)."""
+    import cv2
+
+    from digit_recognizer.photos.preprocess import ImageReadError, collect_image_files, read_image, skipped_files
     from digit_recognizer.photos.sheet import thumbnail
 
+    out_dir = check_out_dir(out_dir)
     files, missing = collect_image_files(inputs)
+    skipped = skipped_files(inputs)
     if not files and missing:
         raise UserError(f"{missing[0]}: no such file or folder")
     if not files:
-        raise UserError(f"no images found in {', '.join(map(str, inputs))} (looked for png, jpg, bmp, tiff, webp)")
+        why = f"; skipped {skipped[0][0].name}: {skipped[0][1]}" if skipped else ""
+        raise UserError(f"no images found in {', '.join(map(str, inputs))} (looked for png, jpg, bmp, tiff, webp){why}")
     labels = read_labels(labels_file) if labels_file else {}
     if not labels_file:
         for item in inputs:
@@ -139,39 +233,33 @@ def read_images(paths, experiment: str, inputs: list, out_dir: Path, labels_file
                 labels.update({str(Path(item) / name): value for name, value in read_labels(Path(item) / LABELS_FILE).items()})
     rows = [ImageRow(file=str(path), path=path, error="file not found", expected=expected_label(path, str(path), labels))
             for path in missing]
+    classify = None
     for path in files:
         row = ImageRow(file=str(path), path=path)
         row.expected = expected_label(path, row.file, labels)
         try:
-            gray = read_grayscale(path)
-            segmentation = segment_digits(gray)
+            image = read_image(path)
+            if classify is None:  # the models are loaded once, and only when some image is readable
+                from digit_recognizer.modeling.inference import load_members
+
+                classify = classifier(load_members(paths, experiment), tta=tta)
+            reading, segmentation = read_with(image, classify, min_confidence, debug=debug)
+            row.debug = segmentation.debug
         except ImageReadError as error:
             row.error = str(error)
         except (ValueError, MemoryError, cv2.error) as error:  # e.g. OpenCV refusing a degenerate image
             row.error = f"cannot process the image ({error.__class__.__name__}: {str(error).splitlines()[0][:100] if str(error) else ''})"
         else:
-            row.polarity = segmentation.polarity
-            row.boxes = segmentation.boxes
-            row.crops = segmentation.crops
-            row.error = segmentation.message
-            row.thumbnail, row.thumbnail_boxes = thumbnail(gray, segmentation.boxes)
-            del gray
+            row.polarity = reading.polarity
+            row.boxes = reading.boxes
+            row.crops = reading.crops
+            row.error = reading.message
+            if reading.number:
+                row.prediction, row.confidence, row.probabilities = reading.number, reading.confidence, reading.probabilities
+            row.thumbnail, row.thumbnail_boxes = thumbnail(image, reading.boxes)
+            del image
         rows.append(row)
 
-    crops = [row.crops for row in rows if row.crops is not None and len(row.crops)]
-    if crops:
-        from digit_recognizer.modeling.inference import ensemble_probabilities, load_members
-
-        models = load_members(paths, experiment)
-        probabilities = ensemble_probabilities(models, np.concatenate(crops)[..., None], tta=tta)
-        start = 0
-        for row in rows:
-            if row.crops is not None and len(row.crops):
-                row.probabilities = probabilities[start:start + len(row.crops)]
-                start += len(row.crops)
-                row.prediction, row.confidence = read_number(row.probabilities, min_confidence)
-
-    out_dir = Path(out_dir)
     predictions_file = write_predictions(out_dir / "predictions.csv", rows)
     summary = summarize(rows, experiment, min_confidence)
     from digit_recognizer.photos.sheet import SheetEntry, draw_sheets, ROWS_PER_PAGE
@@ -185,11 +273,17 @@ def read_images(paths, experiment: str, inputs: list, out_dir: Path, labels_file
     if summary["accuracy"] is not None:
         title += f"   accuracy {summary['correct']}/{summary['labelled']} ({100 * summary['accuracy']:.1f}%)"
     sheets = draw_sheets(entries, out_dir, title, rows_per_page or ROWS_PER_PAGE)
+    if debug:
+        from digit_recognizer.photos.sheet import draw_debug_sheets
+
+        sheets += draw_debug_sheets([(names[index], row.debug) for index, row in enumerate(rows)], out_dir,
+                                    f"digit-recognizer images --debug: {experiment}", rows_per_page or ROWS_PER_PAGE)
     summary["sheets"] = [str(path) for path in sheets]
+    summary["skipped"] = [f"{path}: {why}" for path, why in skipped]
     from digit_recognizer.atomic import write_json
 
     write_json(out_dir / "summary.json", summary)
-    return ImagesRun(experiment, out_dir, rows, predictions_file, out_dir / "summary.json", sheets, summary)
+    return ImagesRun(experiment, out_dir, rows, predictions_file, out_dir / "summary.json", sheets, summary, skipped)
 
 
 def display_names(rows: list) -> list[str]:

@@ -1,61 +1,41 @@
-"""Turn people's own photos of handwritten digits into MNIST-style 28x28 images.
+"""From an ink mask to MNIST-style 28x28 digits: marks, touching digits, crops.
 
-MNIST was made from binary scans of handwritten digits: each digit was scaled so
-its longer side fits a 20x20 box (keeping the aspect ratio; the scaling's
-anti-aliasing leaves grey levels at the edges), then placed in a 28x28 field with
-its centre of mass at the centre, white ink on black. A photo differs from
-those scans in every respect, so :func:`segment_digits` first brings it there:
+MNIST was made from binary scans of handwritten digits: each digit was scaled so its longer side fits a
+20x20 box (keeping the aspect ratio; the scaling's anti-aliasing leaves grey levels at the edges), then
+placed in a 28x28 field with its centre of mass at the centre, white ink on black. :func:`segment_image`
+brings a photo there, after :mod:`.preprocess` has made its ink mask:
 
-1. grayscale (alpha composited away), downscaled or upscaled to a working size;
-2. ink polarity: dark ink on paper or light ink on a dark board, from which
-   side of the local background the extreme pixels lie (:func:`detect_polarity`);
-3. uneven lighting evened out by dividing by the paper's brightness, estimated
-   with a morphological closing at low resolution (:func:`ink_contrast`);
-4. denoise (Gaussian blur) and threshold (Otsu, never below a minimum contrast);
-5. long thin ruled lines removed, and strokes they crossed repaired;
-6. connected components; specks dropped; broken strokes of one digit merged
-   (components overlapping in x and stacked closely); small printed text and
-   other marks much smaller than the tallest digit dropped; touching digits in
-   an over-wide group split at the thinnest column;
-7. per digit, read left to right: stroke width brought into MNIST's range,
-   longer side scaled to 20 px with area interpolation (anti-aliased greys),
-   placed in 28x28 by centre of mass (:func:`mnist_crop`).
-
-Everything here is a pure function of pixels (no model), so it is testable alone.
-Reading files (:func:`read_grayscale`) refuses anything that would exhaust
-memory, and raises :class:`ImageReadError` for a file that cannot be read.
+1. connected components; specks dropped; broken strokes of one digit merged (components overlapping in x
+   and stacked closely); small printed text and other marks much smaller than the tallest digit dropped;
+   in a form, one digit per box (the box found by :func:`.preprocess.find_form_boxes`);
+2. a number written at a slant is turned upright (its baseline angle from the marks' bottoms) and cut again;
+3. a tiny number (a few tens of pixels tall) is cut again from its region upsampled before thresholding;
+4. touching digits: a wide mark's candidate cuts (minima of its column profile) are scored by the model,
+   and the segmentation with the best total score is chosen by dynamic programming
+   (:func:`split_by_recognition`); without a model, a thin joint is cut (:func:`split_touching`);
+5. per digit, read left to right: stroke width brought into MNIST's range, longer side scaled to 20 px with
+   area interpolation (anti-aliased greys), placed in 28x28 by centre of mass (:func:`mnist_crop`).
 """
 
 from __future__ import annotations
 
-import re
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-MAX_PIXELS = 40_000_000  # refuse (or, for JPEG, decode at reduced size) anything larger
-WORK_MAX_SIDE = 1200  # photos are analysed at most this large...
-WORK_MIN_SIDE = 400  # ...and small images are upscaled to at least this
+from digit_recognizer.photos.preprocess import (  # noqa: F401  (re-exported: the names callers know)
+    DARK_ON_LIGHT, IMAGE_SUFFIXES, LIGHT_ON_DARK, MAX_PIXELS, MIN_INK_CONTRAST, WORK_MAX_SIDE, WORK_MIN_SIDE,
+    ImageReadError, binarize, collect_image_files, detect_polarity, expected_from_name, ink_contrast, is_image_file,
+    read_grayscale, read_image, remove_ruled_lines, resize_longer_side, stroke_width, to_gray, to_working_size)
+
 MNIST_SIZE = 28
 MNIST_BOX = 20
 # Where the centre of mass goes, in pixel-index coordinates: a quarter pixel from the
 # array's geometric centre (13.5) and from where MNIST's digits have it on average (14.0).
 MNIST_CENTRE = 13.75
 MNIST_STROKE_RATIO = 0.128  # median stroke width / longer side of MNIST digits
-MIN_INK_CONTRAST = 0.12  # ink must be at least 12% darker (or lighter) than its background
-NOISE_MARGIN = 5.0  # ...and stand out from the paper's noise by this many standard deviations
-PAPER_KERNEL_FRACTION = 0.35  # the paper's brightness is estimated over windows this fraction of the shorter side
-DARKEST_PAPER = 24.0  # grey level below which a background is too dark to hold visible dark ink
 SMALL_TEXT_RATIO = 0.45  # marks shorter than this fraction of the tallest digit are dropped
-DARK_ON_LIGHT = "dark-on-light"
-LIGHT_ON_DARK = "light-on-dark"
-
-
-class ImageReadError(Exception):
-    """A file that cannot be used as an image: missing, unreadable, truncated, too large."""
 
 
 @dataclass(frozen=True)
@@ -72,280 +52,10 @@ class Segmentation:
     polarity: str
     message: str = ""
     image_shape: tuple = ()
+    debug: tuple = ()  # (title, RGB uint8 image) pairs: the intermediate masks, when asked for
 
     def __len__(self) -> int:
         return len(self.crops)
-
-
-# ---------------------------------------------------------------- files
-def is_image_file(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
-
-
-def collect_image_files(inputs) -> tuple[list[Path], list[Path]]:
-    """Expand files and folders into image files (folders: their images, sorted, not recursive).
-
-    Returns ``(files, missing)``: a file named explicitly is kept whatever its
-    suffix (so a non-image gets an error row rather than being skipped silently);
-    ``missing`` lists inputs that do not exist.
-    """
-    files, missing = [], []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            files.extend(sorted(child for child in path.iterdir()
-                                if child.is_file() and is_image_file(child) and not child.name.startswith(".")))
-        elif path.exists():
-            files.append(path)
-        else:
-            missing.append(path)
-    return files, missing
-
-
-def expected_from_name(path: Path) -> str | None:
-    """The label a file name starts with, like ``7_mine.jpg`` -> "7" or ``2026-bill.png`` -> "2026"."""
-    match = re.match(r"^(\d+)(?:[_\-. ]|$)", Path(path).stem)
-    return match.group(1) if match else None
-
-
-def read_grayscale(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode an image file to a 2-D uint8 grayscale array, never holding more than ``max_pixels``.
-
-    The dimensions are read from the header before decoding. A larger JPEG is
-    decoded at a reduced scale (1/2, 1/4 or 1/8, done by the decoder itself);
-    any other larger image is refused. EXIF rotation is applied; transparency is
-    composited onto a background that contrasts with the visible pixels.
-    Raises :class:`ImageReadError` with a one-line reason.
-    """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    if max_pixels < 1:
-        raise ValueError(f"max_pixels must be positive, got {max_pixels}")
-    path = Path(path)
-    if not path.exists():
-        raise ImageReadError("file not found")
-    if path.is_dir():
-        raise ImageReadError("is a folder, not an image")
-    if path.stat().st_size == 0:
-        raise ImageReadError("file is empty")
-    pillow_limit = Image.MAX_IMAGE_PIXELS
-    try:
-        Image.MAX_IMAGE_PIXELS = None  # the header is checked here, against max_pixels, before any decoding
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-                if width * height > max_pixels:
-                    if image.format != "JPEG":
-                        raise ImageReadError(f"image is {width}x{height} = {width * height / 1e6:.0f} MP, over the "
-                                             f"{max_pixels / 1e6:.0f} MP limit; downscale it first")
-                    factor = int(np.ceil(np.sqrt(width * height / max_pixels)))
-                    image.draft("L", (width // factor, height // factor))
-                    if image.size[0] * image.size[1] > max_pixels:
-                        raise ImageReadError(f"image is {width}x{height}, over the {max_pixels / 1e6:.0f} MP limit "
-                                             "and cannot be decoded smaller; downscale it first")
-                image.load()
-                image = ImageOps.exif_transpose(image)
-                return _to_gray_array(image)
-    except ImageReadError:
-        raise
-    except Image.DecompressionBombError as error:
-        raise ImageReadError(f"image is over the pixel limit ({error})") from None
-    except UnidentifiedImageError:
-        raise ImageReadError(f"not an image file (or a format not supported: {', '.join(IMAGE_SUFFIXES)})") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as error:  # truncated or corrupt data
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ImageReadError(f"cannot decode the image: truncated or corrupt ({reason})") from None
-    except MemoryError:
-        raise ImageReadError("image is too large to decode in memory") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = pillow_limit
-
-
-def _to_gray_array(image) -> np.ndarray:
-    """A PIL image (any mode) -> 2-D uint8 luminance, with alpha composited away."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        low, high = float(values.min()), float(values.max())
-        return np.zeros(values.shape, np.uint8) if high <= low else ((values - low) * (255.0 / (high - low))).astype(np.uint8)
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
-    if has_alpha:
-        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
-        alpha = rgba[..., 3:] / 255.0
-        gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
-        visible = alpha[..., 0] > 0.5
-        # Strokes drawn on a transparent canvas: put them on a background they contrast with.
-        background = 0.0 if visible.any() and gray[visible].mean() > 127 else 255.0
-        return np.clip(gray * alpha[..., 0] + background * (1 - alpha[..., 0]), 0, 255).astype(np.uint8)
-    return np.asarray(image.convert("L"), dtype=np.uint8).copy()
-
-
-# ---------------------------------------------------------------- pixels
-def _odd(value: float, minimum: int = 3) -> int:
-    value = max(minimum, int(round(value)))
-    return value if value % 2 else value + 1
-
-
-def resize_longer_side(gray: np.ndarray, side: int) -> tuple[np.ndarray, float]:
-    """Scale so the longer side is ``side`` pixels; returns (image, scale factor)."""
-    import cv2
-
-    height, width = gray.shape[:2]
-    scale = side / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    return cv2.resize(gray, size, interpolation=interpolation), scale
-
-
-def to_working_size(gray: np.ndarray) -> tuple[np.ndarray, float]:
-    """The image at a size the analysis is tuned for (longer side in [WORK_MIN_SIDE, WORK_MAX_SIDE])."""
-    longer = max(gray.shape[:2])
-    if longer > WORK_MAX_SIDE:
-        return resize_longer_side(gray, WORK_MAX_SIDE)
-    if longer < WORK_MIN_SIDE:
-        return resize_longer_side(gray, WORK_MIN_SIDE)
-    return gray, 1.0
-
-
-def detect_polarity(gray: np.ndarray) -> str:
-    """``"dark-on-light"`` (ink on paper) or ``"light-on-dark"`` (chalk on a board, a negative).
-
-    The local background is the median over a window much larger than a stroke
-    (ink covers less than half of any such window); ink is what lies far from it.
-    Whichever side, darker or lighter, holds clearly more of those far pixels is
-    the ink; when neither does, a light background means dark ink and a dark
-    one light ink. Works on uneven lighting because the background is local.
-    """
-    import cv2
-
-    gray = np.asarray(gray)
-    if gray.ndim != 2 or gray.size == 0:
-        raise ValueError(f"expected a non-empty 2-D grayscale image, got shape {gray.shape}")
-    small, _ = resize_longer_side(gray.astype(np.uint8), 160)
-    window = _odd(0.6 * min(small.shape), minimum=5)
-    padded = cv2.copyMakeBorder(small, window, window, window, window, cv2.BORDER_REFLECT)
-    background = cv2.medianBlur(padded, window)[window:-window, window:-window]
-    deviation = small.astype(np.float32) - background.astype(np.float32)
-    noise = 1.4826 * float(np.median(np.abs(deviation - np.median(deviation))))
-    margin = max(3.0 * noise, 8.0)
-    darker = float(np.clip(-deviation - margin, 0, None).sum())
-    lighter = float(np.clip(deviation - margin, 0, None).sum())
-    # The background's brightness is the prior: paper is light, boards are dark. The other polarity
-    # must be clearly stronger to win (a blank page keeps its natural reading).
-    if np.median(small) >= 128:
-        return LIGHT_ON_DARK if lighter > 2.0 * darker else DARK_ON_LIGHT
-    return DARK_ON_LIGHT if darker > 2.0 * lighter else LIGHT_ON_DARK
-
-
-def ink_contrast(gray: np.ndarray, polarity: str) -> np.ndarray:
-    """Ink strength in [0, 1], white ink on black: the relative contrast to the local paper.
-
-    The image is made dark-ink-on-light first (inverted for ``light-on-dark``). The
-    paper's brightness is estimated by a morphological closing (which erases
-    strokes narrower than its kernel) at low resolution, smoothed and scaled
-    back; dividing by it evens out shadows and lighting gradients.
-    """
-    import cv2
-
-    if polarity not in (DARK_ON_LIGHT, LIGHT_ON_DARK):
-        raise ValueError(f"polarity must be '{DARK_ON_LIGHT}' or '{LIGHT_ON_DARK}', got {polarity!r}")
-    image = gray.astype(np.uint8)
-    if polarity == LIGHT_ON_DARK:
-        image = 255 - image
-    height, width = image.shape
-    small, _ = resize_longer_side(image, 200)
-    kernel_size = _odd(PAPER_KERNEL_FRACTION * min(small.shape), minimum=5)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel_size, kernel_size))
-    padded = cv2.copyMakeBorder(small, kernel_size, kernel_size, kernel_size, kernel_size, cv2.BORDER_REPLICATE)
-    paper = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, kernel)[kernel_size:-kernel_size, kernel_size:-kernel_size]
-    # Only a light blur: a wide one would brighten the darker edge of a lighting gradient into false ink.
-    paper = cv2.GaussianBlur(paper.astype(np.float32), (0, 0), 1.5, borderType=cv2.BORDER_REPLICATE)
-    paper = cv2.resize(paper, (width, height), interpolation=cv2.INTER_LINEAR)
-    image = image.astype(np.float32)
-    paper = np.maximum(paper, image)  # the paper is never darker than what lies on it
-    # Relative contrast. Where the paper is much darker than usual (deep shadow, the dark side of an
-    # inverted board) dividing would amplify noise into false ink, so the divisor has a floor; and on
-    # a black image nothing is ink.
-    floor = max(DARKEST_PAPER, 0.4 * float(np.median(paper)))
-    return np.clip((paper - image) / np.maximum(paper, floor), 0.0, 1.0)
-
-
-def binarize(contrast: np.ndarray, min_contrast: float = MIN_INK_CONTRAST) -> np.ndarray:
-    """Ink mask (uint8 0/255): denoise, then Otsu's threshold, never below ``min_contrast``."""
-    import cv2
-
-    if not 0 < min_contrast < 1:
-        raise ValueError(f"min_contrast must be in (0, 1), got {min_contrast}")
-    smooth = cv2.GaussianBlur(contrast.astype(np.float32), (0, 0), 1.0)
-    levels = np.clip(smooth * 255.0, 0, 255).astype(np.uint8)
-    otsu, _ = cv2.threshold(levels, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    threshold = max(float(otsu), min_contrast * 255.0, 255.0 * _paper_ceiling(smooth))
-    return np.where(levels > threshold, 255, 0).astype(np.uint8)
-
-
-def _paper_ceiling(contrast: np.ndarray, margin: float = NOISE_MARGIN) -> float:
-    """The contrast that paper texture and sensor noise stay under: median + ``margin`` robust deviations.
-
-    Ink is a minority of the pixels, so the median and the median absolute
-    deviation describe the paper.
-    """
-    values = contrast[::2, ::2].ravel()
-    median = float(np.median(values))
-    deviation = 1.4826 * float(np.median(np.abs(values - median)))
-    return median + margin * deviation
-
-
-def remove_ruled_lines(mask: np.ndarray) -> np.ndarray:
-    """Remove the long thin straight lines of ruled paper; repair the strokes they crossed.
-
-    A horizontal line must run across 80% of the image, a vertical one (a margin)
-    95%, and be thin. A lone line must also reach both edges of the image, as
-    lines printed across the page do, or be clearly thinner than the writing;
-    several parallel lines are ruling anyway.
-    Where a digit's stroke crossed a line, the gap is closed again by a short
-    closing across it. A pass that would leave almost no ink is undone: then the
-    "line" was the digit itself (a straight 1 or a 7's bar in a tight crop).
-    """
-    import cv2
-
-    height, width = mask.shape
-    cleaned = mask.copy()
-    for horizontal, reach in ((True, 0.8), (False, 0.95)):
-        extent = width if horizontal else height
-        length = int(reach * extent)
-        if length < 50:
-            continue
-        bar = (length, 1) if horizontal else (1, length)
-        lines = cv2.morphologyEx(cleaned, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, bar))
-        if not lines.any():
-            continue
-        thickness = _line_thickness(lines, horizontal)
-        if thickness > max(6, 0.03 * (height if horizontal else width)):
-            continue  # a thick band (a shadow's edge, a table) is judged later, as a shape
-        remaining = cv2.subtract(cleaned, lines)
-        count, _, stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
-        start, size = (cv2.CC_STAT_LEFT, cv2.CC_STAT_WIDTH) if horizontal else (cv2.CC_STAT_TOP, cv2.CC_STAT_HEIGHT)
-        edge = 0.02 * extent
-        edge_to_edge = stats[1, start] <= edge and stats[1, start] + stats[1, size] >= extent - edge
-        thinner_than_writing = thickness <= 0.6 * stroke_width(remaining)
-        if count - 1 == 1 and not (edge_to_edge or thinner_than_writing):
-            continue
-        span = int(2 * thickness + 3)
-        across = (1, span) if horizontal else (span, 1)
-        closed = cv2.morphologyEx(remaining, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, across))
-        repaired = cv2.bitwise_or(remaining, cv2.bitwise_and(closed, lines))
-        if np.count_nonzero(repaired) >= 0.1 * np.count_nonzero(cleaned):
-            cleaned = repaired
-    return cleaned
-
-
-def _line_thickness(lines: np.ndarray, horizontal: bool) -> float:
-    """Median thickness in pixels of the lines: line pixels per run, across the lines."""
-    binary = (lines > 0) if horizontal else (lines > 0).T
-    counts = binary.sum(axis=0)
-    runs = (np.diff(binary.astype(np.int8), axis=0) == 1).sum(axis=0) + binary[0]
-    crossed = runs > 0
-    return float(np.median(counts[crossed] / runs[crossed])) if crossed.any() else 0.0
 
 
 @dataclass
@@ -415,7 +125,7 @@ def _is_line_like(mark: _Mark, image_height: int) -> bool:
     return mark.width > 8 * mark.height or (mark.height > 25 * mark.width and mark.height >= 0.97 * image_height)
 
 
-def find_digit_marks(mask: np.ndarray, small_text_ratio: float = SMALL_TEXT_RATIO) -> tuple[np.ndarray, list]:
+def find_digit_marks(mask: np.ndarray, small_text_ratio: float = SMALL_TEXT_RATIO, split: bool = True) -> tuple[np.ndarray, list]:
     """Connected components of the ink mask grouped into digit candidates, left to right.
 
     Returns ``(label_image, marks)``. Specks, ruled-line remnants and marks much
@@ -446,7 +156,8 @@ def find_digit_marks(mask: np.ndarray, small_text_ratio: float = SMALL_TEXT_RATI
     marks = attach_fragments(marks, small_text_ratio)
     tallest = max(mark.height for mark in marks)
     marks = [mark for mark in marks if mark.height >= small_text_ratio * tallest and not _is_flat_stroke(mark, tallest)]
-    marks = [piece for mark in marks for piece in split_touching(mark, labels)]
+    if split:
+        marks = [piece for mark in marks for piece in split_touching(mark, labels)]
     return labels, sorted(marks, key=lambda mark: (mark.x + mark.right) / 2)
 
 
@@ -538,6 +249,8 @@ class _SplitMark(_Mark):
 
 def mark_mask(mark: _Mark, labels: np.ndarray) -> np.ndarray:
     """The mark's own ink (uint8 0/255) inside its box: other marks' strokes reaching in are left out."""
+    if getattr(mark, "piece_mask", None) is not None:
+        return mark.piece_mask
     region = np.isin(labels[mark.y:mark.bottom, mark.x:mark.right], mark.labels)
     if isinstance(mark, _SplitMark):
         columns = np.arange(mark.x, mark.right)
@@ -546,19 +259,6 @@ def mark_mask(mark: _Mark, labels: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- MNIST crops
-def stroke_width(mask: np.ndarray) -> float:
-    """Mean stroke width in pixels of a binary shape: twice its area over its perimeter."""
-    import cv2
-
-    binary = (mask > 0).astype(np.uint8)
-    area = float(binary.sum())
-    if area == 0:
-        return 0.0
-    contours, _ = cv2.findContours(binary, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
-    perimeter = sum(cv2.arcLength(contour, True) for contour in contours)
-    return 2.0 * area / perimeter if perimeter > 0 else float(min(binary.shape))
-
-
 def normalize_stroke(mask: np.ndarray, target_ratio: float = MNIST_STROKE_RATIO) -> np.ndarray:
     """Thicken a thin-pen digit (or thin a marker's) towards MNIST's stroke width relative to its size.
 
@@ -633,42 +333,323 @@ def mnist_crop(mask: np.ndarray, box: int = MNIST_BOX, size: int = MNIST_SIZE, n
     return cv2.warpAffine(scaled, shift, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
+# ---------------------------------------------------------------- touching digits, by recognition
+MIN_DIGIT_WIDTH = 0.12  # a digit (a thin 1) is at least this fraction of its height wide...
+MAX_DIGIT_WIDTH = 1.3  # ...and at most this
+SPLIT_ASPECT = 1.45  # marks at least this wide for their height may be several touching digits
+SPLIT_COST = 0.3  # every extra piece must raise the log-probability by this much: no splitting a digit on a whim
+WIDE_DIGIT = 0.75  # a piece wider than this fraction of its height is penalised...
+WIDE_PENALTY = 4.0  # ...by this much per unit of aspect beyond it
+NARROW_DIGIT = 0.4  # a piece narrower than this fraction of its height is a 1 or a fragment
+
+
+def candidate_cuts(region: np.ndarray, step_ratio: float = 0.08) -> list[int]:
+    """Columns where touching digits may part, with the mark's two ends: one every ``step_ratio`` x height,
+    each moved to the column holding least ink near it (a minimum of the column profile, lightly smoothed)."""
+    import cv2
+
+    height, width = region.shape
+    profile = cv2.blur(region.sum(axis=0).astype(np.float32).reshape(1, -1), (5, 1)).ravel()
+    step = max(2, int(round(step_ratio * height)))
+    margin = max(2, int(MIN_DIGIT_WIDTH * height))
+    cuts = []
+    for centre in range(margin, width - margin + 1, step):
+        low, high = max(margin, centre - step // 2), min(width - margin, centre + step // 2 + 1)
+        if high > low:
+            column = low + int(np.argmin(profile[low:high]))
+            if not cuts or column - cuts[-1] >= 2:
+                cuts.append(column)
+    return [0, *cuts, width]
+
+
+def piece_of(region: np.ndarray, start: int, end: int) -> np.ndarray:
+    """The ink of columns ``start:end`` of a mark, without the slivers a straight cut takes off a neighbour
+    (small pieces touching the cut edges), as uint8 0/255."""
+    import cv2
+
+    piece = region[:, start:end].astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(piece, connectivity=8)
+    if count <= 2:
+        return piece * 255
+    total = float(stats[1:, cv2.CC_STAT_AREA].sum())
+    keep = np.zeros(count, bool)
+    for label in range(1, count):
+        x, _, width, _, area = stats[label]
+        at_edge = x == 0 or x + width == piece.shape[1]
+        keep[label] = not (at_edge and area < 0.15 * total)
+    return keep[labels].astype(np.uint8) * 255
+
+
+def split_by_recognition(region: np.ndarray, classify) -> list[tuple[int, int]]:
+    """Touching digits cut where the model reads them best: the column ranges of the chosen digits.
+
+    Each candidate segmentation of the mark (cuts from :func:`candidate_cuts`) is scored as the sum over its
+    pieces of the log of the model's top probability, plus a penalty for a piece wider than a digit; the best
+    is found by dynamic programming over the cuts. One whole digit (a wide 0) keeps its single piece when
+    the model is surer of it whole than of its halves.
+    """
+    height, width = region.shape
+    if width < SPLIT_ASPECT * height:
+        return [(0, width)]
+    cuts = candidate_cuts(region)
+    spans, crops = [], []
+    for i, start in enumerate(cuts):
+        for end in cuts[i + 1:]:
+            if not MIN_DIGIT_WIDTH * height <= end - start <= MAX_DIGIT_WIDTH * height:
+                continue
+            piece = piece_of(region, start, end)
+            rows = np.flatnonzero(piece.any(axis=1))
+            if rows.size == 0 or rows[-1] - rows[0] + 1 < 0.5 * height:
+                continue
+            spans.append((i, cuts.index(end)))
+            crops.append(mnist_crop(piece))
+    if not spans:
+        return [(0, width)]
+    probabilities = np.asarray(classify(np.stack(crops)))
+    scores = {}
+    for (i, j), probability in zip(spans, probabilities):
+        aspect = (cuts[j] - cuts[i]) / height
+        penalty = SPLIT_COST + max(0.0, aspect - WIDE_DIGIT) * WIDE_PENALTY
+        if aspect < NARROW_DIGIT and int(probability.argmax()) != 1:
+            penalty += 2.0
+        scores[(i, j)] = float(np.log(max(float(probability.max()), 1e-6))) - penalty
+    best = [0.0] + [-np.inf] * (len(cuts) - 1)
+    previous = [-1] * len(cuts)
+    for j in range(1, len(cuts)):
+        for i in range(j):
+            if (i, j) in scores and best[i] + scores[(i, j)] > best[j]:
+                best[j], previous[j] = best[i] + scores[(i, j)], i
+    if best[-1] == -np.inf:
+        return [(0, width)]
+    path, j = [], len(cuts) - 1
+    while j > 0:
+        path.append((cuts[previous[j]], cuts[j]))
+        j = previous[j]
+    return path[::-1]
+
+
 # ---------------------------------------------------------------- the pipeline
+TINY_HEIGHT = 40  # digits shorter than this (working pixels) are cut again from their region upsampled
+DESKEW_MIN_DEGREES = 2.0  # a number's baseline tilted by more than this is turned upright
+
+
+@dataclass
+class _View:
+    """An ink mask to cut digits from, and how its pixels map back to the input image (3x3 matrix)."""
+
+    mask: np.ndarray
+    to_original: np.ndarray
+    contrast: np.ndarray | None = None
+
+
+def segment_image(image: np.ndarray, classify=None, debug: bool = False, polarity: str | None = None,
+                  min_contrast: float = MIN_INK_CONTRAST, small_text_ratio: float = SMALL_TEXT_RATIO) -> Segmentation:
+    """Find the handwritten digits in an image (HxW gray or HxWx3 RGB uint8) and make each an MNIST-style crop.
+
+    ``classify`` (crops -> probabilities), when given, chooses how touching digits are cut. ``polarity`` is
+    detected unless given. With ``debug`` the intermediate masks come back in ``Segmentation.debug``.
+    """
+    from digit_recognizer.photos import preprocess
+
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels, got {image.dtype}")
+    if image.size == 0 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+        raise ValueError(f"expected a non-empty HxW gray or HxWx3 RGB image, got shape {image.shape}")
+    original_shape = image.shape[:2]
+    work, scale = to_working_size(image)
+    to_original = np.diag([1 / scale, 1 / scale, 1.0])
+    steps = []
+    corners = preprocess.find_page(work)
+    if corners is not None:
+        if debug:
+            steps.append(("page", _outlined(work, corners)))
+        work, page_to_work = preprocess.rectify(work, corners)
+        work, page_scale = to_working_size(work)
+        to_original = to_original @ page_to_work @ np.diag([1 / page_scale, 1 / page_scale, 1.0])
+    gray = to_gray(work)
+    polarity = polarity or detect_polarity(gray)
+    contrast = ink_contrast(gray, polarity, colour=work if work.ndim == 3 else None)
+    empty = np.zeros((0, MNIST_SIZE, MNIST_SIZE), np.uint8)
+    if float(contrast.max()) < min_contrast:
+        return Segmentation(empty, (), polarity, "no ink found: the image is blank or has too little contrast", original_shape,
+                            tuple(steps))
+    ink = binarize(contrast, min_contrast)
+    ruled = remove_ruled_lines(ink)
+    form = preprocess.find_form_boxes(ruled)
+    clean = preprocess.remove_lines(ruled, form.lines) if form.boxes else ruled
+    if debug:
+        steps.append(("ink", _as_rgb(ink)))
+        steps.append(("lines removed", _removed(ink, clean)))
+    view = _View(clean, to_original, contrast)
+    if form.boxes:
+        labels, marks = marks_in_boxes(clean, form.boxes)
+    else:
+        labels, marks = find_digit_marks(clean, small_text_ratio, split=classify is None)
+        view, labels, marks = _upright(view, labels, marks, small_text_ratio, classify)
+        view, labels, marks = _enlarged_if_tiny(view, labels, marks, small_text_ratio, classify, min_contrast)
+    if not marks:
+        return Segmentation(empty, (), polarity, "no ink found: no digit-sized marks (only specks or lines)", original_shape,
+                            tuple(steps))
+    if classify is not None and not form.boxes:
+        marks = [piece for mark in marks for piece in _split_mark(mark, labels, classify)]
+    crops = [mnist_crop(mark_mask(mark, labels)) for mark in marks]
+    boxes = [_box_to_original(mark, view.to_original, original_shape) for mark in marks]
+    if debug:
+        steps.append(("cuts", _cuts(view.mask, marks)))
+    return Segmentation(np.stack(crops), tuple(boxes), polarity, "", original_shape, tuple(steps))
+
+
 def segment_digits(gray: np.ndarray, polarity: str | None = None, min_contrast: float = MIN_INK_CONTRAST,
                    small_text_ratio: float = SMALL_TEXT_RATIO) -> Segmentation:
-    """Find the handwritten digits in a grayscale image and make each an MNIST-style 28x28 crop.
-
-    ``polarity`` is detected unless given. Returns a :class:`Segmentation` with the
-    crops and boxes left to right, or none and a ``message`` explaining why.
-    """
+    """Find the handwritten digits in a grayscale image without a model (see :func:`segment_image`)."""
     gray = np.asarray(gray)
     if gray.ndim != 2 or gray.size == 0:
         raise ValueError(f"expected a non-empty 2-D grayscale image, got shape {gray.shape}")
-    if gray.dtype != np.uint8:
-        raise ValueError(f"expected uint8 pixels, got {gray.dtype}")
-    original_shape = gray.shape
-    work, scale = to_working_size(gray)
-    polarity = polarity or detect_polarity(work)
-    contrast = ink_contrast(work, polarity)
-    empty = np.zeros((0, MNIST_SIZE, MNIST_SIZE), np.uint8)
-    if float(contrast.max()) < min_contrast:
-        return Segmentation(empty, (), polarity, "no ink found: the image is blank or has too little contrast", original_shape)
-    mask = remove_ruled_lines(binarize(contrast, min_contrast))
-    labels, marks = find_digit_marks(mask, small_text_ratio)
-    if not marks:
-        return Segmentation(empty, (), polarity, "no ink found: no digit-sized marks (only specks or lines)", original_shape)
-    crops, boxes = [], []
-    for mark in marks:
-        crops.append(mnist_crop(mark_mask(mark, labels)))
-        boxes.append(_to_original(mark, scale, original_shape))
-    return Segmentation(np.stack(crops), tuple(boxes), polarity, "", original_shape)
+    return segment_image(gray, None, polarity=polarity, min_contrast=min_contrast, small_text_ratio=small_text_ratio)
 
 
-def _to_original(mark: _Mark, scale: float, shape: tuple) -> tuple[int, int, int, int]:
+def marks_in_boxes(mask: np.ndarray, boxes: tuple) -> tuple[np.ndarray, list]:
+    """One mark per form box that holds ink: the components whose centre lies in the box (strokes may cross its
+    frame); ink outside every box (the form's printed words) is left out."""
+    import cv2
+
+    count, labels, stats, centroids = cv2.connectedComponentsWithStats((mask > 0).astype(np.uint8), connectivity=8)
+    marks = []
+    for x, y, width, height in boxes:
+        inside = [label for label in range(1, count)
+                  if x <= centroids[label][0] < x + width and y <= centroids[label][1] < y + height
+                  and stats[label][cv2.CC_STAT_AREA] >= max(12, 0.002 * width * height)]
+        if not inside:
+            continue
+        mark = None
+        for label in inside:
+            left, top, w, h = (int(value) for value in stats[label][:4])
+            piece = _Mark(left, top, w, h, [label])
+            mark = piece if mark is None else mark.merged(piece)
+        if mark.height >= 0.25 * height:
+            marks.append(mark)
+    return labels, marks
+
+
+def _split_mark(mark: _Mark, labels: np.ndarray, classify) -> list:
+    region = mark_mask(mark, labels) > 0
+    spans = split_by_recognition(region, classify)
+    if len(spans) == 1:
+        return [mark]
+    pieces = []
+    for start, end in spans:
+        piece = piece_of(region, start, end)
+        rows, cols = np.flatnonzero(piece.any(axis=1)), np.flatnonzero(piece.any(axis=0))
+        pieces.append(_CutMark(mark.x + start + int(cols[0]), mark.y + int(rows[0]), int(cols[-1] - cols[0] + 1),
+                               int(rows[-1] - rows[0] + 1), mark.labels, (mark.x + start, mark.x + end), piece_mask=None))
+        pieces[-1].piece_mask = piece[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    return pieces
+
+
+@dataclass
+class _CutMark(_Mark):
+    """A digit cut from touching digits by recognition: its own ink (slivers of neighbours left out)."""
+
+    column_range: tuple = (0, 0)
+    piece_mask: np.ndarray | None = None
+
+
+def _upright(view: _View, labels, marks, small_text_ratio, classify):
+    """Turn a number written at a slant upright: the line through its marks' centres gives the angle."""
+    import cv2
+
+    if len(marks) < 2:
+        return view, labels, marks
+    centres = np.float32([[(mark.x + mark.right) / 2, (mark.y + mark.bottom) / 2] for mark in marks])
+    vx, vy, _, _ = cv2.fitLine(centres, cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
+    angle = float(np.degrees(np.arctan2(vy, vx)))
+    if angle > 90:
+        angle -= 180
+    if angle < -90:
+        angle += 180
+    tallest = max(mark.height for mark in marks)
+    spread = float(np.ptp(centres[:, 0]))
+    if not DESKEW_MIN_DEGREES <= abs(angle) <= 30 or spread < 1.5 * tallest:
+        return view, labels, marks
+    height, width = view.mask.shape
+    rotation = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+    corners = np.float32([[0, 0, 1], [width, 0, 1], [width, height, 1], [0, height, 1]]) @ rotation.T
+    low, high = corners.min(axis=0), corners.max(axis=0)
+    rotation[:, 2] -= low
+    size = (int(np.ceil(high[0] - low[0])), int(np.ceil(high[1] - low[1])))
+    mask = cv2.warpAffine(view.mask, rotation, size, flags=cv2.INTER_LINEAR, borderValue=0)
+    mask = np.where(mask > 127, 255, 0).astype(np.uint8)
+    to_view = np.vstack([rotation, [0, 0, 1]])
+    rotated = _View(mask, view.to_original @ np.linalg.inv(to_view), None)
+    new_labels, new_marks = find_digit_marks(mask, small_text_ratio, split=classify is None)
+    if not new_marks:
+        return view, labels, marks
+    return rotated, new_labels, new_marks
+
+
+def _enlarged_if_tiny(view: _View, labels, marks, small_text_ratio, classify, min_contrast):
+    """Cut a tiny number (shorter than :data:`TINY_HEIGHT`) again from its region upsampled before thresholding."""
+    import cv2
+
+    if not marks or view.contrast is None:
+        return view, labels, marks
+    tallest = max(mark.height for mark in marks)
+    if tallest >= TINY_HEIGHT:
+        return view, labels, marks
+    factor = min(6.0, 2.5 * TINY_HEIGHT / max(tallest, 4))
+    margin = tallest
+    height, width = view.mask.shape
+    x0, y0 = max(0, min(mark.x for mark in marks) - margin), max(0, min(mark.y for mark in marks) - margin)
+    x1, y1 = min(width, max(mark.right for mark in marks) + margin), min(height, max(mark.bottom for mark in marks) + margin)
+    region = view.contrast[y0:y1, x0:x1]
+    big = cv2.resize(region, (int((x1 - x0) * factor), int((y1 - y0) * factor)), interpolation=cv2.INTER_CUBIC)
+    mask = binarize(np.clip(big, 0, 1), min_contrast)
+    new_labels, new_marks = find_digit_marks(mask, small_text_ratio, split=classify is None)
+    if not new_marks:
+        return view, labels, marks
+    to_view = np.float64([[1 / factor, 0, x0], [0, 1 / factor, y0], [0, 0, 1]])
+    return _View(mask, view.to_original @ to_view, None), new_labels, new_marks
+
+
+def _box_to_original(mark: _Mark, to_original: np.ndarray, shape: tuple) -> tuple[int, int, int, int]:
     height, width = shape
-    x0, y0 = int(np.floor(mark.x / scale)), int(np.floor(mark.y / scale))
-    x1, y1 = min(width, int(np.ceil(mark.right / scale))), min(height, int(np.ceil(mark.bottom / scale)))
+    corners = np.float64([[mark.x, mark.y, 1], [mark.right, mark.y, 1], [mark.right, mark.bottom, 1], [mark.x, mark.bottom, 1]])
+    mapped = corners @ np.asarray(to_original, np.float64).T
+    points = mapped[:, :2] / mapped[:, 2:3]
+    x0, y0 = int(np.clip(np.floor(points[:, 0].min()), 0, width - 1)), int(np.clip(np.floor(points[:, 1].min()), 0, height - 1))
+    x1, y1 = int(np.clip(np.ceil(points[:, 0].max()), 0, width)), int(np.clip(np.ceil(points[:, 1].max()), 0, height))
     return (x0, y0, max(1, x1 - x0), max(1, y1 - y0))
+
+
+# ---------------------------------------------------------------- debug pictures
+def _as_rgb(mask: np.ndarray) -> np.ndarray:
+    return np.repeat((mask > 0).astype(np.uint8)[..., None] * 255, 3, axis=2)
+
+
+def _outlined(image: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    import cv2
+
+    picture = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    cv2.polylines(picture, [np.round(corners).astype(np.int32)], True, (255, 140, 0), max(2, picture.shape[1] // 200))
+    return picture
+
+
+def _removed(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """The ink kept in white and the ink removed as printed lines in red."""
+    picture = _as_rgb(after)
+    picture[(before > 0) & (after == 0)] = (220, 40, 40)
+    return picture
+
+
+def _cuts(mask: np.ndarray, marks: list) -> np.ndarray:
+    import cv2
+
+    picture = _as_rgb(mask)
+    for number, mark in enumerate(marks, start=1):
+        cv2.rectangle(picture, (mark.x, mark.y), (mark.right - 1, mark.bottom - 1), (255, 140, 0), 2)
+        cv2.putText(picture, str(number), (mark.x, max(12, mark.y - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 140, 0), 1)
+    return picture
 
 
 def read_digits(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, Segmentation]:

@@ -189,3 +189,51 @@ def thumbnail(gray: np.ndarray, boxes: tuple, longest: int = 400) -> tuple[np.nd
         gray = cv2.resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
     scaled = tuple((x * scale, y * scale, w * scale, h * scale) for x, y, w, h in boxes)
     return gray, scaled
+
+
+def draw_debug_sheets(entries: list, out_dir: Path, title: str, rows_per_page: int = ROWS_PER_PAGE) -> list[Path]:
+    """Pages ``debug-N.png``: per image (``(name, ((step title, RGB image), ...))``) its intermediate masks side by
+    side (page found, ink, lines removed in red, cuts), so a misreading can be traced to its step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if rows_per_page < 1:
+        raise ValueError(f"rows_per_page must be at least 1, got {rows_per_page}")
+    out_dir = Path(out_dir)
+    pages = page_count(len(entries), rows_per_page)
+    written = []
+    for page in range(pages):
+        chunk = entries[page * rows_per_page:(page + 1) * rows_per_page]
+        columns = max([len(steps) for _, steps in chunk] + [1])
+        figure, axes = plt.subplots(max(1, len(chunk)), columns, figsize=(3.2 * columns, 0.6 + 2.6 * max(1, len(chunk))),
+                                    squeeze=False)
+        figure.suptitle(f"{title}   (page {page + 1} of {pages})" if pages > 1 else title, x=0.01, ha="left", fontsize=12,
+                        fontweight="bold")
+        for row, (name, steps) in enumerate(chunk):
+            for column in range(columns):
+                axis = axes[row, column]
+                axis.set_xticks([])
+                axis.set_yticks([])
+                if column < len(steps):
+                    step_title, picture = steps[column]
+                    axis.imshow(picture, interpolation="antialiased")
+                    axis.set_title(f"{_shorten(name, 28)}: {step_title}" if column == 0 else step_title, fontsize=9, loc="left")
+                else:
+                    axis.axis("off")
+            if not steps:
+                axes[row, 0].axis("on")
+                axes[row, 0].text(0.5, 0.5, f"{_shorten(name, 28)}: not read", ha="center", va="center", fontsize=9,
+                                  transform=axes[row, 0].transAxes)
+        figure.tight_layout()
+        path = out_dir / f"debug-{page + 1}.png"
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, dpi=80, facecolor="white")
+        plt.close(figure)
+        written.append(path)
+    for stale in out_dir.glob("debug-*.png"):
+        suffix = stale.stem.removeprefix("debug-")
+        if suffix.isdigit() and int(suffix) > pages:
+            stale.unlink(missing_ok=True)
+    return written

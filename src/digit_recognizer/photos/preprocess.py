@@ -1,0 +1,595 @@
+"""From a photo to an ink mask: reading files, finding the page, ink by contrast to the local paper, lines removed.
+
+A photo differs from MNIST's binary scans in every respect; this module brings it to a clean mask of ink,
+white on black, which :mod:`.segment` cuts into digits:
+
+1. reading: the file decoded (EXIF orientation applied, alpha composited away, never over 40 megapixels);
+2. working size: downscaled or upscaled so the longer side is in [400, 1200] pixels;
+3. the page (:func:`find_page`): on a dark or busy background, the paper or sticky note is the large bright
+   quadrilateral; it is perspective-corrected to a rectangle and read alone;
+4. polarity (:func:`detect_polarity`): dark ink on paper or light ink on a dark board;
+5. ink (:func:`ink_contrast`): each pixel's darkness relative to the local paper, whose brightness is a
+   morphological closing (:func:`paper_brightness`); on coloured paper a pixel's colour distance to the
+   paper's colour counts too;
+6. threshold (:func:`binarize`): Otsu, never below a minimum contrast nor within the paper's noise;
+7. printed structure removed: ruled and squared lines across the page (:func:`remove_ruled_lines`) and the
+   rectangles of form boxes (:func:`find_form_boxes`), repairing the handwritten strokes that crossed them.
+
+Every step is a pure function of pixels (no model), testable alone.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+UNREADABLE_SUFFIXES = {".gif": "GIF is not supported (OpenCV cannot decode it); save it as PNG",
+                       ".heic": "HEIC is not supported; export it as JPEG", ".heif": "HEIF is not supported; export it as JPEG",
+                       ".svg": "SVG is a drawing, not a photo; export it as PNG", ".pdf": "PDF is not an image; export the page as PNG"}
+MAX_PIXELS = 40_000_000  # refuse (or, for JPEG, decode at reduced size) anything larger
+WORK_MAX_SIDE = 1200  # photos are analysed at most this large...
+WORK_MIN_SIDE = 400  # ...and small images are upscaled to at least this
+MIN_INK_CONTRAST = 0.12  # ink must be at least 12% darker (or lighter) than its background
+NOISE_MARGIN = 5.0  # ...and stand out from the paper's noise by this many standard deviations
+PAPER_KERNEL_FRACTION = 0.35  # the paper's brightness is estimated over windows this fraction of the shorter side
+DARKEST_PAPER = 24.0  # grey level below which a background is too dark to hold visible dark ink
+MIN_COLOUR_DISTANCE = 12.0  # Lab a*b* distance from the paper's colour under which a colour difference is noise
+PAGE_MIN_AREA = 0.08  # a page (a sticky note) covers at least this fraction of the photo...
+PAGE_MAX_AREA = 0.92  # ...and leaves some background around it
+PAGE_MAX_BORDER = 0.3  # at most this fraction of the page's outline may run along the photo's edge
+DARK_ON_LIGHT = "dark-on-light"
+LIGHT_ON_DARK = "light-on-dark"
+
+
+class ImageReadError(Exception):
+    """A file that cannot be used as an image: missing, unreadable, truncated, too large."""
+
+
+# ---------------------------------------------------------------- files
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def collect_image_files(inputs) -> tuple[list[Path], list[Path]]:
+    """Expand files and folders into image files (folders: their images, sorted, not recursive).
+
+    Returns ``(files, missing)``: a file named explicitly is kept whatever its
+    suffix (so a non-image gets an error row rather than being skipped silently);
+    ``missing`` lists inputs that do not exist. Files in a folder that look like
+    pictures but cannot be read (GIF, HEIC, ...) are listed by :func:`skipped_files`.
+    """
+    files, missing = [], []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files.extend(sorted(child for child in path.iterdir()
+                                if child.is_file() and is_image_file(child) and not child.name.startswith(".")))
+        elif path.exists():
+            files.append(path)
+        else:
+            missing.append(path)
+    return files, missing
+
+
+def skipped_files(inputs) -> list[tuple[Path, str]]:
+    """Pictures in the given folders that are not read, with why: ``[(path, reason)]`` (GIF, HEIC, SVG, PDF)."""
+    skipped = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            skipped.extend((child, UNREADABLE_SUFFIXES[child.suffix.lower()]) for child in sorted(path.iterdir())
+                           if child.is_file() and child.suffix.lower() in UNREADABLE_SUFFIXES and not child.name.startswith("."))
+    return skipped
+
+
+def expected_from_name(path: Path) -> str | None:
+    """The label a file name starts with, like ``7_mine.jpg`` -> "7" or ``2026-bill.png`` -> "2026"."""
+    match = re.match(r"^(\d+)(?:[_\-. ]|$)", Path(path).stem)
+    return match.group(1) if match else None
+
+
+def read_grayscale(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode an image file to a 2-D uint8 grayscale array (see :func:`read_image`)."""
+    return to_gray(read_image(path, max_pixels))
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """HxW gray, HxWx3 RGB or HxWx4 RGBA uint8 -> HxW gray uint8 (luminance)."""
+    import cv2
+
+    image = np.asarray(image)
+    if image.ndim == 2:
+        return image
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[..., :3]
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an HxW gray or HxWx3 RGB image, got shape {image.shape}")
+    return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+
+
+def read_image(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode an image file to uint8 pixels: HxWx3 RGB for colour files, HxW for gray ones; never more than
+    ``max_pixels``.
+
+    The dimensions are read from the header before decoding. A larger JPEG is
+    decoded at a reduced scale (1/2, 1/4 or 1/8, done by the decoder itself);
+    any other larger image is refused. EXIF rotation is applied; transparency is
+    composited onto a background that contrasts with the visible pixels.
+    Raises :class:`ImageReadError` with a one-line reason.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if max_pixels < 1:
+        raise ValueError(f"max_pixels must be positive, got {max_pixels}")
+    path = Path(path)
+    if not path.exists():
+        raise ImageReadError("file not found")
+    if path.is_dir():
+        raise ImageReadError("is a folder, not an image")
+    if path.stat().st_size == 0:
+        raise ImageReadError("file is empty")
+    if path.suffix.lower() in UNREADABLE_SUFFIXES:
+        raise ImageReadError(UNREADABLE_SUFFIXES[path.suffix.lower()])
+    pillow_limit = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = None  # the header is checked here, against max_pixels, before any decoding
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    if image.format != "JPEG":
+                        raise ImageReadError(f"image is {width}x{height} = {width * height / 1e6:.0f} MP, over the "
+                                             f"{max_pixels / 1e6:.0f} MP limit; downscale it first")
+                    factor = int(np.ceil(np.sqrt(width * height / max_pixels)))
+                    image.draft("L", (width // factor, height // factor))
+                    if image.size[0] * image.size[1] > max_pixels:
+                        raise ImageReadError(f"image is {width}x{height}, over the {max_pixels / 1e6:.0f} MP limit "
+                                             "and cannot be decoded smaller; downscale it first")
+                image.load()
+                image = ImageOps.exif_transpose(image)
+                return _to_array(image)
+    except ImageReadError:
+        raise
+    except Image.DecompressionBombError as error:
+        raise ImageReadError(f"image is over the pixel limit ({error})") from None
+    except UnidentifiedImageError:
+        if path.suffix.lower() in UNREADABLE_SUFFIXES:
+            raise ImageReadError(UNREADABLE_SUFFIXES[path.suffix.lower()]) from None
+        raise ImageReadError(f"not an image file (or a format not supported: {', '.join(IMAGE_SUFFIXES)})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:  # truncated or corrupt data
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ImageReadError(f"cannot decode the image: truncated or corrupt ({reason})") from None
+    except MemoryError:
+        raise ImageReadError("image is too large to decode in memory") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
+
+
+def _to_array(image) -> np.ndarray:
+    """A PIL image (any mode) -> uint8 RGB (colour modes) or 2-D luminance, with alpha composited away."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        low, high = float(values.min()), float(values.max())
+        return np.zeros(values.shape, np.uint8) if high <= low else ((values - low) * (255.0 / (high - low))).astype(np.uint8)
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    if has_alpha:
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
+        alpha = rgba[..., 3:] / 255.0
+        gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+        visible = alpha[..., 0] > 0.5
+        # Strokes drawn on a transparent canvas: put them on a background they contrast with.
+        background = 0.0 if visible.any() and gray[visible].mean() > 127 else 255.0
+        return np.clip(rgba[..., :3] * alpha + background * (1 - alpha), 0, 255).astype(np.uint8)
+    if image.mode in ("1", "L", "P") and (image.mode != "P" or _palette_is_gray(image)):
+        return np.asarray(image.convert("L"), dtype=np.uint8).copy()
+    return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+
+
+def _palette_is_gray(image) -> bool:
+    palette = image.getpalette() or []
+    colours = np.asarray(palette[: 3 * (len(palette) // 3)]).reshape(-1, 3)
+    return bool((colours.max(axis=1) == colours.min(axis=1)).all())
+
+
+# ---------------------------------------------------------------- pixels
+def _odd(value: float, minimum: int = 3) -> int:
+    value = max(minimum, int(round(value)))
+    return value if value % 2 else value + 1
+
+
+def resize_longer_side(gray: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    """Scale so the longer side is ``side`` pixels; returns (image, scale factor)."""
+    import cv2
+
+    height, width = gray.shape[:2]
+    scale = side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    return cv2.resize(gray, size, interpolation=interpolation), scale
+
+
+def to_working_size(gray: np.ndarray) -> tuple[np.ndarray, float]:
+    """The image at a size the analysis is tuned for (longer side in [WORK_MIN_SIDE, WORK_MAX_SIDE])."""
+    longer = max(gray.shape[:2])
+    if longer > WORK_MAX_SIDE:
+        return resize_longer_side(gray, WORK_MAX_SIDE)
+    if longer < WORK_MIN_SIDE:
+        return resize_longer_side(gray, WORK_MIN_SIDE)
+    return gray, 1.0
+
+
+def detect_polarity(gray: np.ndarray) -> str:
+    """``"dark-on-light"`` (ink on paper) or ``"light-on-dark"`` (chalk on a board, a negative).
+
+    The local background is the median over a window much larger than a stroke
+    (ink covers less than half of any such window); ink is what lies far from it.
+    Whichever side, darker or lighter, holds clearly more of those far pixels is
+    the ink; when neither does, a light background means dark ink and a dark
+    one light ink. Works on uneven lighting because the background is local.
+    """
+    import cv2
+
+    gray = np.asarray(gray)
+    if gray.ndim != 2 or gray.size == 0:
+        raise ValueError(f"expected a non-empty 2-D grayscale image, got shape {gray.shape}")
+    small, _ = resize_longer_side(gray.astype(np.uint8), 160)
+    window = _odd(0.6 * min(small.shape), minimum=5)
+    padded = cv2.copyMakeBorder(small, window, window, window, window, cv2.BORDER_REFLECT)
+    background = cv2.medianBlur(padded, window)[window:-window, window:-window]
+    deviation = small.astype(np.float32) - background.astype(np.float32)
+    noise = 1.4826 * float(np.median(np.abs(deviation - np.median(deviation))))
+    margin = max(3.0 * noise, 8.0)
+    darker = float(np.clip(-deviation - margin, 0, None).sum())
+    lighter = float(np.clip(deviation - margin, 0, None).sum())
+    # The background's brightness is the prior: paper is light, boards are dark. The other polarity
+    # must be clearly stronger to win (a blank page keeps its natural reading).
+    if np.median(small) >= 128:
+        return LIGHT_ON_DARK if lighter > 2.0 * darker else DARK_ON_LIGHT
+    return DARK_ON_LIGHT if darker > 2.0 * lighter else LIGHT_ON_DARK
+
+
+def paper_brightness(image: np.ndarray) -> np.ndarray:
+    """The paper's brightness under dark ink (float32, the image's size): a morphological closing.
+
+    The closing (a maximum, then a minimum, over discs a third of the shorter side) erases every stroke
+    narrower than the disc, even a marker's; it runs at low resolution (200 px), lightly smoothed and scaled
+    back, and is never darker than the pixels themselves. (A closing at full resolution with squares was
+    tried for hard shadow edges: it fills the shadow's corners with false ink, so it is not used.)
+    """
+    import cv2
+
+    height, width = image.shape
+    small, _ = resize_longer_side(image, 200)
+    kernel_size = _odd(PAPER_KERNEL_FRACTION * min(small.shape), minimum=5)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel_size, kernel_size))
+    padded = cv2.copyMakeBorder(small, kernel_size, kernel_size, kernel_size, kernel_size, cv2.BORDER_REPLICATE)
+    paper = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, kernel)[kernel_size:-kernel_size, kernel_size:-kernel_size]
+    # Only a light blur: a wide one would brighten the darker edge of a lighting gradient into false ink.
+    paper = cv2.GaussianBlur(paper.astype(np.float32), (0, 0), 1.5, borderType=cv2.BORDER_REPLICATE)
+    paper = cv2.resize(paper, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.maximum(paper, image.astype(np.float32))
+
+
+def ink_contrast(gray: np.ndarray, polarity: str, colour: np.ndarray | None = None) -> np.ndarray:
+    """Ink strength in [0, 1], white ink on black: the relative contrast to the local paper.
+
+    The image is made dark-ink-on-light first (inverted for ``light-on-dark``); dividing by the paper's
+    brightness (:func:`paper_brightness`) evens out shadows and lighting gradients. With ``colour`` (the
+    same image in RGB), a pixel that is darker than the paper and of another colour than the paper around it
+    (red ink on a yellow note) is ink by its Lab colour distance too.
+    """
+    if polarity not in (DARK_ON_LIGHT, LIGHT_ON_DARK):
+        raise ValueError(f"polarity must be '{DARK_ON_LIGHT}' or '{LIGHT_ON_DARK}', got {polarity!r}")
+    image = gray.astype(np.uint8)
+    if polarity == LIGHT_ON_DARK:
+        image = 255 - image
+    paper = paper_brightness(image)
+    # Relative contrast. Where the paper is much darker than usual (deep shadow, the dark side of an
+    # inverted board) dividing would amplify noise into false ink, so the divisor has a floor; and on
+    # a black image nothing is ink.
+    floor = max(DARKEST_PAPER, 0.4 * float(np.median(paper)))
+    contrast = np.clip((paper - image.astype(np.float32)) / np.maximum(paper, floor), 0.0, 1.0)
+    if colour is not None and polarity == DARK_ON_LIGHT:
+        contrast = np.maximum(contrast, np.where(contrast > 0.05, colour_contrast(colour), 0.0))
+    return contrast
+
+
+def colour_contrast(rgb: np.ndarray) -> np.ndarray:
+    """How far each pixel's colour (Lab a*, b*) is from the local paper's colour, in [0, 1].
+
+    The paper's colour is the median over windows a fifth of the shorter side (ink is a minority of any
+    such window), at low resolution; distances under :data:`MIN_COLOUR_DISTANCE` are noise (JPEG chroma).
+    """
+    import cv2
+
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 RGB image, got shape {rgb.shape}")
+    lab = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2LAB)
+    chroma = lab[..., 1:].astype(np.float32)
+    small, _ = resize_longer_side(lab[..., 1:].copy(), 160)
+    window = _odd(0.2 * min(small.shape[:2]), minimum=3)
+    window = min(window, 255)
+    paper = np.stack([cv2.medianBlur(np.ascontiguousarray(small[..., channel]), window) for channel in range(2)], axis=-1)
+    paper = cv2.resize(paper.astype(np.float32), (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+    distance = np.sqrt(((chroma - paper) ** 2).sum(axis=-1))
+    return np.clip((distance - MIN_COLOUR_DISTANCE) / 60.0, 0.0, 1.0)
+
+
+def binarize(contrast: np.ndarray, min_contrast: float = MIN_INK_CONTRAST) -> np.ndarray:
+    """Ink mask (uint8 0/255): denoise, then Otsu's threshold, never below ``min_contrast``."""
+    import cv2
+
+    if not 0 < min_contrast < 1:
+        raise ValueError(f"min_contrast must be in (0, 1), got {min_contrast}")
+    smooth = cv2.GaussianBlur(contrast.astype(np.float32), (0, 0), 1.0)
+    levels = np.clip(smooth * 255.0, 0, 255).astype(np.uint8)
+    otsu, _ = cv2.threshold(levels, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    threshold = max(float(otsu), min_contrast * 255.0, 255.0 * _paper_ceiling(smooth))
+    return np.where(levels > threshold, 255, 0).astype(np.uint8)
+
+
+def _paper_ceiling(contrast: np.ndarray, margin: float = NOISE_MARGIN) -> float:
+    """The contrast that paper texture and sensor noise stay under: median + ``margin`` robust deviations.
+
+    Ink is a minority of the pixels, so the median and the median absolute
+    deviation describe the paper.
+    """
+    values = contrast[::2, ::2].ravel()
+    median = float(np.median(values))
+    deviation = 1.4826 * float(np.median(np.abs(values - median)))
+    return median + margin * deviation
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width in pixels of a binary shape: twice its area over its perimeter."""
+    import cv2
+
+    binary = (mask > 0).astype(np.uint8)
+    area = float(binary.sum())
+    if area == 0:
+        return 0.0
+    contours, _ = cv2.findContours(binary, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    perimeter = sum(cv2.arcLength(contour, True) for contour in contours)
+    return 2.0 * area / perimeter if perimeter > 0 else float(min(binary.shape))
+
+
+def remove_ruled_lines(mask: np.ndarray) -> np.ndarray:
+    """Remove the long thin straight lines of ruled paper; repair the strokes they crossed.
+
+    A horizontal line must run across 80% of the image, a vertical one (a margin)
+    95%, and be thin. A lone line must also reach both edges of the image, as
+    lines printed across the page do, or be clearly thinner than the writing;
+    several parallel lines are ruling anyway.
+    Where a digit's stroke crossed a line, the gap is closed again by a short
+    closing across it. A pass that would leave almost no ink is undone: then the
+    "line" was the digit itself (a straight 1 or a 7's bar in a tight crop).
+    """
+    import cv2
+
+    height, width = mask.shape
+    cleaned = mask.copy()
+    for horizontal, reach in ((True, 0.8), (False, 0.95)):
+        extent = width if horizontal else height
+        length = int(reach * extent)
+        if length < 50:
+            continue
+        bar = (length, 1) if horizontal else (1, length)
+        lines = cv2.morphologyEx(cleaned, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, bar))
+        if not lines.any():
+            continue
+        thickness = _line_thickness(lines, horizontal)
+        if thickness > max(6, 0.03 * (height if horizontal else width)):
+            continue  # a thick band (a shadow's edge, a table) is judged later, as a shape
+        remaining = cv2.subtract(cleaned, lines)
+        count, _, stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
+        start, size = (cv2.CC_STAT_LEFT, cv2.CC_STAT_WIDTH) if horizontal else (cv2.CC_STAT_TOP, cv2.CC_STAT_HEIGHT)
+        edge = 0.02 * extent
+        edge_to_edge = stats[1, start] <= edge and stats[1, start] + stats[1, size] >= extent - edge
+        thinner_than_writing = thickness <= 0.6 * stroke_width(remaining)
+        if count - 1 == 1 and not (edge_to_edge or thinner_than_writing):
+            continue
+        span = int(2 * thickness + 3)
+        across = (1, span) if horizontal else (span, 1)
+        closed = cv2.morphologyEx(remaining, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, across))
+        repaired = cv2.bitwise_or(remaining, cv2.bitwise_and(closed, lines))
+        if np.count_nonzero(repaired) >= 0.1 * np.count_nonzero(cleaned):
+            cleaned = repaired
+    return cleaned
+
+
+def _line_thickness(lines: np.ndarray, horizontal: bool) -> float:
+    """Median thickness in pixels of the lines: line pixels per run, across the lines."""
+    binary = (lines > 0) if horizontal else (lines > 0).T
+    counts = binary.sum(axis=0)
+    runs = (np.diff(binary.astype(np.int8), axis=0) == 1).sum(axis=0) + binary[0]
+    crossed = runs > 0
+    return float(np.median(counts[crossed] / runs[crossed])) if crossed.any() else 0.0
+
+
+
+
+# ---------------------------------------------------------------- the page
+def find_page(rgb: np.ndarray) -> np.ndarray | None:
+    """The corners (4x2 float32: top-left, top-right, bottom-right, bottom-left) of a page or sticky note lying on a
+    clearly darker background, or None when the photo is all page.
+
+    The page is the largest bright region (Otsu's threshold on Lab lightness at low resolution) that is a
+    convex quadrilateral covering 8-92% of the photo, lies mostly inside it (at most 30% of its outline
+    along the photo's edge: a shadow across a page leaves a lit part that runs along the edges) and is much
+    brighter than what surrounds it, and bright all over (not a chalk ring on a board).
+    """
+    import cv2
+
+    image = np.asarray(rgb)
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+        raise ValueError(f"expected an HxW gray or HxWx3 RGB image, got shape {image.shape}")
+    small, scale = resize_longer_side(np.ascontiguousarray(image), 400)
+    lightness = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_RGB2LAB)[..., 0], (5, 5), 0)
+    threshold, bright = cv2.threshold(lightness, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    bright = cv2.morphologyEx(bright, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (9, 9)))
+    contours, _ = cv2.findContours(bright, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    outline = max(contours, key=cv2.contourArea)
+    area = cv2.contourArea(outline)
+    total = small.shape[0] * small.shape[1]
+    if not PAGE_MIN_AREA * total <= area <= PAGE_MAX_AREA * total:
+        return None
+    hull = cv2.convexHull(outline)
+    if area < 0.9 * cv2.contourArea(hull):
+        return None  # not a convex shape: a bright patch, not a sheet
+    corners = cv2.approxPolyDP(hull, 0.04 * cv2.arcLength(hull, True), True).reshape(-1, 2)
+    if len(corners) != 4:
+        corners = cv2.boxPoints(cv2.minAreaRect(hull))
+    if _border_fraction(outline.reshape(-1, 2), small.shape) > PAGE_MAX_BORDER:
+        return None
+    inside = np.zeros(small.shape[:2], np.uint8)
+    cv2.fillPoly(inside, [corners.astype(np.int32)], 255)
+    if float((bright[inside > 0] > 0).mean()) < 0.85:
+        return None  # a page is bright all over; a bright ring (a chalk 0 on a board) is not a page
+    page_level = float(np.median(lightness[inside > 0]))
+    background_level = float(np.median(lightness[inside == 0]))
+    if background_level > 0.6 * page_level:
+        return None
+    return order_corners(corners.astype(np.float32) / scale)
+
+
+def _border_fraction(points: np.ndarray, shape: tuple, margin: int = 3) -> float:
+    """The fraction of an outline (points in order) that runs within ``margin`` pixels of the image's edge."""
+    height, width = shape[:2]
+    starts, ends = points.astype(np.float64), np.roll(points, -1, axis=0).astype(np.float64)
+    lengths = np.hypot(*(ends - starts).T)
+    middles = (starts + ends) / 2
+    near = ((middles[:, 0] <= margin) | (middles[:, 1] <= margin) | (middles[:, 0] >= width - 1 - margin)
+            | (middles[:, 1] >= height - 1 - margin))
+    return float(lengths[near].sum() / lengths.sum()) if lengths.sum() > 0 else 1.0
+
+
+def order_corners(corners: np.ndarray) -> np.ndarray:
+    """Four points as top-left, top-right, bottom-right, bottom-left."""
+    corners = np.asarray(corners, np.float32).reshape(4, 2)
+    sums, differences = corners.sum(axis=1), corners[:, 0] - corners[:, 1]
+    return np.float32([corners[np.argmin(sums)], corners[np.argmax(differences)], corners[np.argmax(sums)], corners[np.argmin(differences)]])
+
+
+def rectify(image: np.ndarray, corners: np.ndarray, inset: float = 0.04) -> tuple[np.ndarray, np.ndarray]:
+    """The page cut out and perspective-corrected to a rectangle, its edges ``inset`` trimmed (the page's own
+    border is not ink): ``(page image, 3x3 matrix from page pixels to the input image's pixels)``."""
+    import cv2
+
+    corners = order_corners(corners)
+    width = int(round(max(np.linalg.norm(corners[1] - corners[0]), np.linalg.norm(corners[2] - corners[3]))))
+    height = int(round(max(np.linalg.norm(corners[3] - corners[0]), np.linalg.norm(corners[2] - corners[1]))))
+    if width < 8 or height < 8:
+        raise ValueError(f"the page is too small to read ({width}x{height} pixels)")
+    margin_x, margin_y = inset * width, inset * height
+    target = np.float32([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]])
+    shift = np.float32([[1, 0, -margin_x], [0, 1, -margin_y], [0, 0, 1]])
+    to_page = shift @ cv2.getPerspectiveTransform(corners, target)
+    out_width, out_height = max(8, int(round(width - 2 * margin_x))), max(8, int(round(height - 2 * margin_y)))
+    page = cv2.warpPerspective(image, to_page, (out_width, out_height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return page, np.linalg.inv(to_page)
+
+
+# ---------------------------------------------------------------- form boxes
+@dataclass(frozen=True)
+class FormBoxes:
+    """Printed boxes found in an ink mask: ``boxes`` (x, y, w, h) inside their frame lines, left to right, and
+    ``lines`` the frame's pixels (uint8 0/255)."""
+
+    boxes: tuple
+    lines: np.ndarray
+
+
+def find_form_boxes(mask: np.ndarray, min_boxes: int = 2) -> FormBoxes:
+    """Rows of printed boxes (a postcode's comb or separate boxes) in an ink mask.
+
+    A row is two long thin horizontal lines, one above the other, joined at the same columns by thin
+    vertical lines that run the whole way between them (a handwritten stroke does not: it is not straight
+    and upright for that long, and it lies inside a box). Consecutive vertical lines at least half the row's
+    height apart enclose a box. Fewer than ``min_boxes`` boxes is no form.
+    """
+    import cv2
+
+    if mask.ndim != 2:
+        raise ValueError(f"expected a 2-D mask, got shape {mask.shape}")
+    height, width = mask.shape
+    binary = (mask > 0).astype(np.uint8) * 255
+    length = max(15, int(0.03 * max(height, width)))
+    thin = max(4, int(0.012 * max(height, width)))
+    horizontal = cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
+    count, _, stats, _ = cv2.connectedComponentsWithStats(horizontal, connectivity=8)
+    segments = [tuple(int(value) for value in stats[label][:4]) for label in range(1, count)
+                if stats[label][3] <= thin + 2 and stats[label][2] >= length]
+    lines = np.zeros_like(binary)
+    boxes = []
+    for top in segments:
+        for bottom in segments:
+            row = _box_row(binary, top, bottom, thin, min_span=max(20, int(1.2 * length)))
+            if row:
+                boxes.extend(row[0])
+                lines |= row[1]
+    if len(boxes) < min_boxes:
+        return FormBoxes((), np.zeros_like(binary))
+    return FormBoxes(tuple(_distinct(sorted(boxes))), lines)
+
+
+def _distinct(boxes: list) -> list:
+    """Boxes with the same box found twice (from two pieces of a broken frame line) kept once."""
+    kept = []
+    for box in boxes:
+        x, y, w, h = box
+        if not any(abs(x + w / 2 - (k[0] + k[2] / 2)) < k[2] / 2 and abs(y + h / 2 - (k[1] + k[3] / 2)) < k[3] / 2 for k in kept):
+            kept.append(box)
+    return kept
+
+
+def _box_row(binary: np.ndarray, top: tuple, bottom: tuple, thin: int, min_span: int = 20):
+    """The boxes between a top and a bottom horizontal line, and the frame's pixels; None if they frame nothing."""
+    x0, x1 = max(top[0], bottom[0]), min(top[0] + top[2], bottom[0] + bottom[2])
+    upper, lower = top[1], bottom[1] + bottom[3]
+    span = bottom[1] - (top[1] + top[3])
+    if span < min_span or x1 - x0 < 0.6 * min(top[2], bottom[2]) or x1 - x0 < 0.8 * span:
+        return None
+    inner = binary[top[1] + top[3]:bottom[1], x0:x1] > 0
+    coverage = inner.mean(axis=0)
+    columns = np.flatnonzero(coverage >= 0.93)
+    if columns.size == 0:
+        return None
+    runs = np.split(columns, np.flatnonzero(np.diff(columns) > 1) + 1)
+    verticals = [(int(run[0]) + x0, int(run[-1]) + x0) for run in runs if run[-1] - run[0] + 1 <= thin + 2]
+    boxes = []
+    for (left_start, left_end), (right_start, _) in zip(verticals, verticals[1:]):
+        if right_start - left_end >= 0.5 * span:
+            boxes.append((left_end + 1, top[1] + top[3], right_start - left_end - 1, span))
+    if not boxes:
+        return None
+    lines = np.zeros_like(binary)
+    frame_left, frame_right = boxes[0][0] - thin - 2, boxes[-1][0] + boxes[-1][2] + thin + 2
+    for segment in (top, bottom):
+        x, y, w, h = segment
+        lines[y:y + h, max(x, frame_left):min(x + w, frame_right)] = binary[y:y + h, max(x, frame_left):min(x + w, frame_right)]
+    for start, end in verticals:
+        if frame_left <= start <= frame_right:
+            lines[upper:lower, start:end + 1] = binary[upper:lower, start:end + 1]
+    return boxes, lines
+
+
+def remove_lines(mask: np.ndarray, lines: np.ndarray) -> np.ndarray:
+    """``mask`` without ``lines`` (both uint8 0/255), strokes that crossed a line joined again across it."""
+    import cv2
+
+    remaining = cv2.subtract(mask, lines)
+    joined = remaining
+    for across in ((1, 9), (9, 1)):
+        closed = cv2.morphologyEx(remaining, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, across))
+        joined = cv2.bitwise_or(joined, cv2.bitwise_and(closed, lines))
+    return joined

@@ -1,0 +1,163 @@
+"""Issue 14's preprocessing on small synthetic photos: page finding, form boxes and lines, touching digits, debug."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from digit_recognizer.errors import UserError
+from digit_recognizer.photos.pipeline import check_out_dir
+from digit_recognizer.photos.preprocess import (find_form_boxes, find_page, read_image, rectify, remove_lines,
+                                                skipped_files, ImageReadError)
+from digit_recognizer.photos.segment import segment_image, split_by_recognition
+from test_images import glyph_mask, paper, to_uint8
+
+
+def note_on_desk(angle: float, note_colour=(250, 232, 120), ink_colour=(190, 40, 50), text="7", size=(480, 640)):
+    """An RGB photo: a coloured square note, rotated by ``angle``, with ``text`` on it, on a dark desk; and its corners."""
+    height, width = size
+    desk = np.stack([paper(height, width, brightness=55, gradient=0.3, seed=3)] * 3, axis=-1)
+    side = 260
+    note = np.ones((side, side, 3), np.float32) * np.float32(note_colour)
+    coverage = glyph_mask((side, side), text, (side // 2 - 45 * len(text), side - 60), 150, 12)[..., None]
+    note = note * (1 - coverage) + np.float32(ink_colour) * coverage
+    matrix = cv2.getRotationMatrix2D((side / 2, side / 2), angle, 1.0)
+    matrix[:, 2] += (width / 2 - side / 2, height / 2 - side / 2)
+    warped = cv2.warpAffine(note, matrix, (width, height))
+    cover = cv2.warpAffine(np.ones((side, side), np.float32), matrix, (width, height))[..., None]
+    corners = cv2.transform(np.float32([[[0, 0], [side, 0], [side, side], [0, side]]]), matrix)[0]
+    return to_uint8(desk * (1 - cover) + warped * cover), corners
+
+
+@pytest.mark.parametrize("angle", [0, 12, -20])
+def test_the_note_on_a_dark_desk_is_found_and_read_alone(angle):
+    photo, corners = note_on_desk(angle)
+    found = find_page(photo)
+    assert found is not None
+    # Every true corner has a found corner within 4% of the note's side.
+    distances = np.linalg.norm(found[:, None, :] - corners[None, :, :], axis=-1)
+    assert distances.min(axis=0).max() < 0.04 * 260
+    page, to_photo = rectify(photo, found)
+    assert abs(page.shape[0] - page.shape[1]) < 0.1 * page.shape[0]  # the square note comes out square
+    centre = to_photo @ np.float64([page.shape[1] / 2, page.shape[0] / 2, 1])
+    assert np.allclose(centre[:2] / centre[2], corners.mean(axis=0), atol=8)
+    segmentation = segment_image(photo)
+    assert len(segmentation) == 1  # the red 7, not the desk or the note's edges
+    x, y, w, h = segmentation.boxes[0]
+    assert cv2.pointPolygonTest(corners.reshape(-1, 1, 2), (x + w / 2, y + h / 2), False) > 0
+
+
+@pytest.mark.parametrize("shadowed", [False, True])
+def test_a_photo_that_is_all_page_has_no_page_to_find(shadowed):
+    page = paper(480, 640, gradient=0.3)
+    if shadowed:  # a hard shadow across half the page: the lit half is not a page on a desk
+        ys, xs = np.mgrid[0:480, 0:640]
+        page = page * np.where(xs + 0.5 * ys > 420, 0.5, 1.0)
+    photo = to_uint8(page * (1 - 0.8 * glyph_mask((480, 640), "3", (260, 350), 220, 14)))
+    assert find_page(photo) is None
+
+
+def form_photo(digits: str, box: int = 80, gap: int = 0, label: str = "Postcode"):
+    """A row of printed boxes (a comb when gap is 0) with one digit in each, and a printed label left of it."""
+    width = 260 + len(digits) * (box + gap) + 40
+    shape = (3 * box, width)
+    lines = np.zeros(shape, np.uint8)
+    left, top = 240, box
+    for index in range(len(digits)):
+        x = left + index * (box + gap)
+        cv2.rectangle(lines, (x, top), (x + box, top + box), 255, 2)
+    cv2.putText(lines, label, (10, top + box // 2 + 8), cv2.FONT_HERSHEY_SIMPLEX, 0.7, 255, 2, cv2.LINE_AA)
+    coverage = lines.astype(np.float32) / 255
+    for index, digit in enumerate(digits):
+        x = left + index * (box + gap) + box // 4
+        coverage = np.maximum(coverage, glyph_mask(shape, digit, (x, top + box - 12), int(0.7 * box), 5))
+    return to_uint8(paper(*shape, gradient=0.2) * (1 - 0.85 * coverage)), (left, top)
+
+
+@pytest.mark.parametrize("digits, gap", [("1692", 0), ("40512", 10), ("7777", 0), ("111111", 6)])
+def test_form_boxes_are_found_and_read_one_digit_per_box(digits, gap):
+    photo, (left, top) = form_photo(digits, gap=gap)
+    segmentation = segment_image(photo, debug=True)
+    assert len(segmentation) == len(digits)  # the boxes are neither digits nor swallowed, the label is ignored
+    for index, (x, y, w, h) in enumerate(segmentation.boxes):
+        box_left = left + index * (80 + gap)
+        assert box_left <= x + w / 2 <= box_left + 80 and top <= y + h / 2 <= top + 80
+    titles = [title for title, _ in segmentation.debug]
+    assert titles == ["ink", "lines removed", "cuts"]
+    removed = segmentation.debug[1][1]
+    assert (removed == (220, 40, 40)).all(axis=-1).sum() > 4 * 80  # the frames are shown removed, in red
+
+
+def test_removing_lines_keeps_the_strokes_that_cross_them():
+    mask = np.zeros((200, 300), np.uint8)
+    cv2.line(mask, (0, 100), (299, 100), 255, 2)  # a printed line
+    cv2.line(mask, (150, 40), (150, 160), 255, 5)  # a stroke across it
+    lines = np.zeros_like(mask)
+    lines[99:102, :] = mask[99:102, :]
+    cleaned = remove_lines(mask, lines)
+    assert cleaned[100, 148:153].all(), "the stroke is joined again where it crossed the line"
+    assert not cleaned[100, :140].any() and not cleaned[100, 160:].any(), "the line itself is gone"
+
+
+def test_a_lone_digit_is_no_form():
+    mask = (glyph_mask((300, 300), "0", (80, 230), 180, 12) > 0.5).astype(np.uint8) * 255
+    assert find_form_boxes(mask).boxes == ()
+
+
+def ring_classifier(crops):
+    """A stand-in model that knows only 0: sure (0.99) of a crop that is one whole ring (taller than wide, its middle
+    row crossing ink exactly twice), unsure (0.3) of anything else: arcs cut from a ring, two rings."""
+    probabilities = []
+    for crop in crops:
+        ink = crop > 60
+        rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+        middle = ink[(rows[0] + rows[-1]) // 2]
+        crossings = int(middle[0]) + int((np.diff(middle.astype(np.int8)) == 1).sum())
+        ring = (rows[-1] - rows[0]) >= (cols[-1] - cols[0]) and crossings == 2
+        row = np.full(10, (1 - (0.99 if ring else 0.3)) / 9)
+        row[0] = 0.99 if ring else 0.3
+        probabilities.append(row)
+    return np.array(probabilities)
+
+
+@pytest.mark.parametrize("count", [3, 4, 5])
+def test_touching_digits_are_cut_into_as_many_pieces_as_the_model_reads_best(count):
+    # (Marks under 1.45x their height are not split: two touching digits are not yet; see docs/benchmarks.md.)
+    height = 120
+    canvas = np.zeros((height + 20, count * 80 + 40), np.uint8)
+    for index in range(count):  # rings 84 wide (with the pen), 80 apart: neighbours touch
+        cv2.ellipse(canvas, (50 + 80 * index, 70), (38, 58), 0, 0, 360, 255, 9)
+    region = canvas > 0
+    rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
+    region = region[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    spans = split_by_recognition(region, ring_classifier)
+    assert len(spans) == count
+    assert spans[0][0] == 0 and spans[-1][1] == region.shape[1]
+    for (start, end), index in zip(spans, range(count)):
+        junction = 84 + 80 * index - 2  # where this ellipse meets the next, in the region's columns
+        if index < count - 1:
+            assert abs(end - junction) < 0.15 * height
+
+
+def test_a_single_wide_digit_is_not_split():
+    region = np.zeros((120, 110), bool)
+    cv2.ellipse(region.view(np.uint8), (55, 60), (52, 58), 0, 0, 360, 1, 9)
+    assert split_by_recognition(region, ring_classifier) == [(0, 110)]
+
+
+def test_gif_files_in_a_folder_are_reported_not_skipped_silently(tmp_path):
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((50, 50), 200, np.uint8))
+    (tmp_path / "b.gif").write_bytes(b"GIF89a" + b"\0" * 20)
+    skipped = skipped_files([tmp_path])
+    assert [path.name for path, _ in skipped] == ["b.gif"] and "GIF" in skipped[0][1]
+    with pytest.raises(ImageReadError, match="GIF"):
+        read_image(tmp_path / "b.gif")
+
+
+def test_out_pointing_at_a_file_is_a_one_line_error(tmp_path):
+    existing = tmp_path / "predictions.csv"
+    existing.write_text("x\n")
+    with pytest.raises(UserError, match="not a folder"):
+        check_out_dir(existing)
+    assert check_out_dir(tmp_path / "new") == tmp_path / "new"
