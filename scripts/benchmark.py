@@ -49,11 +49,18 @@ def run_measured(command: list[str], log_file: Path) -> dict:
     started = time.perf_counter()
     steal_before, total_before = cpu_ticks()
     with open(log_file, "ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        )
         _, status, usage = os.wait4(process.pid, 0)
     steal_after, total_after = cpu_ticks()
-    return dict(wall=time.perf_counter() - started, cpu=usage.ru_utime + usage.ru_stime, rss=usage.ru_maxrss / 1024,
-                code=os.waitstatus_to_exitcode(status), steal=(steal_after - steal_before) / max(1, total_after - total_before))
+    return dict(
+        wall=time.perf_counter() - started,
+        cpu=usage.ru_utime + usage.ru_stime,
+        rss=usage.ru_maxrss / 1024,
+        code=os.waitstatus_to_exitcode(status),
+        steal=(steal_after - steal_before) / max(1, total_after - total_before),
+    )
 
 
 def model_size(architecture: str) -> tuple[int, int]:
@@ -87,16 +94,40 @@ def parse_run(text: str) -> tuple[str, str, list[str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--zip", type=Path, default=REPO.parent / "shared" / "digit-recognizer.zip", help="the competition zip")
-    parser.add_argument("--presets", default="seed,fast,strong", help="comma-separated presets (seed is always run first, as the reference)")
-    parser.add_argument("--run", action="append", default=[], metavar="NAME=PRESET [OPTIONS]",
-                        help="a variant to run as well, e.g. --run 'fast-elastic=fast --elastic 0.5' (repeatable)")
-    parser.add_argument("--cv", type=int, default=5, metavar="K",
-                        help="K-fold out-of-fold accuracy over all train rows for every run (default 5; 0 = the 10%% holdout)")
-    parser.add_argument("--compare-to", metavar="NAME", help="McNemar's exact test of every run against this one (default: the second run)")
+    parser.add_argument(
+        "--zip", type=Path, default=REPO.parent / "shared" / "digit-recognizer.zip", help="the competition zip"
+    )
+    parser.add_argument(
+        "--presets",
+        default="seed,fast,strong",
+        help="comma-separated presets (seed is always run first, as the reference)",
+    )
+    parser.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        metavar="NAME=PRESET [OPTIONS]",
+        help="a variant to run as well, e.g. --run 'fast-elastic=fast --elastic 0.5' (repeatable)",
+    )
+    parser.add_argument(
+        "--cv",
+        type=int,
+        default=5,
+        metavar="K",
+        help="K-fold out-of-fold accuracy over all train rows for every run (default 5; 0 = the 10%% holdout)",
+    )
+    parser.add_argument(
+        "--compare-to",
+        metavar="NAME",
+        help="McNemar's exact test of every run against this one (default: the second run)",
+    )
     parser.add_argument("--root", type=Path, help="scratch project folder (default: a new temporary folder)")
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md", help="markdown file the table is appended to")
-    parser.add_argument("--extra", default="", help="extra arguments for every train command (e.g. '--epochs 1' for a dry run)")
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "docs" / "benchmarks.md", help="markdown file the table is appended to"
+    )
+    parser.add_argument(
+        "--extra", default="", help="extra arguments for every train command (e.g. '--epochs 1' for a dry run)"
+    )
     args = parser.parse_args()
 
     root = args.root or Path(tempfile.mkdtemp(prefix="digit-bench-"))
@@ -114,7 +145,18 @@ def main() -> int:
     results = []
     for label, preset, options in runs:
         name = f"bench-{label}-{stamp}"
-        command = [*cli, "train", "--preset", preset, "--name", name, "--quiet", *validation, *options, *shlex.split(args.extra)]
+        command = [
+            *cli,
+            "train",
+            "--preset",
+            preset,
+            "--name",
+            name,
+            "--quiet",
+            *validation,
+            *options,
+            *shlex.split(args.extra),
+        ]
         print("$", " ".join(command[2:]), flush=True)
         train = run_measured(command, log_file)
         if train["code"] != 0:
@@ -126,19 +168,34 @@ def main() -> int:
             return 1
         metrics = json.loads((root / "models" / name / "metrics.json").read_text())
         params, flops = model_size(metrics["architecture"])
-        result = dict(run=label, command=" ".join(["train", "--preset", preset, *validation, *options, *shlex.split(args.extra)]), name=name,
-                      metrics=metrics, train=train, predict=predict, params=params, flops=flops)
+        result = dict(
+            run=label,
+            command=" ".join(["train", "--preset", preset, *validation, *options, *shlex.split(args.extra)]),
+            name=name,
+            metrics=metrics,
+            train=train,
+            predict=predict,
+            params=params,
+            flops=flops,
+        )
         results.append(result)
         with open(root / "benchmark-results.jsonl", "a", encoding="utf-8") as handle:  # survives a stopped benchmark
             handle.write(json.dumps(result) + "\n")
-        print(f"  {metrics['validation']} accuracy {score_text(metrics)}, train {metrics['train_seconds']:.0f} s "
-              f"({metrics['train_seconds'] / results[0]['metrics']['train_seconds']:.1f}x seed), "
-              f"{metrics['images_per_second']} img/s, {train['cpu']:.0f} CPU s, host steal {train['steal']:.0%}, "
-              f"peak RSS {train['rss']:.0f} MiB, predict {predict['wall']:.0f} s", flush=True)
+        print(
+            f"  {metrics['validation']} accuracy {score_text(metrics)}, train {metrics['train_seconds']:.0f} s "
+            f"({metrics['train_seconds'] / results[0]['metrics']['train_seconds']:.1f}x seed), "
+            f"{metrics['images_per_second']} img/s, {train['cpu']:.0f} CPU s, host steal {train['steal']:.0%}, "
+            f"peak RSS {train['rss']:.0f} MiB, predict {predict['wall']:.0f} s",
+            flush=True,
+        )
 
     lines = table_lines(results, root, sys.argv[1:], compare_to=args.compare_to)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    previous = args.out.read_text() if args.out.exists() else "# Benchmarks\n\nFigures from `scripts/benchmark.py`, newest first.\n\n"
+    previous = (
+        args.out.read_text()
+        if args.out.exists()
+        else "# Benchmarks\n\nFigures from `scripts/benchmark.py`, newest first.\n\n"
+    )
     header, _, rest = previous.partition("\n## ")
     text = header.rstrip() + "\n\n" + "\n".join(lines) + ("\n## " + rest if rest else "")
     args.out.write_text(text)
@@ -189,8 +246,12 @@ def table_lines(results: list[dict], root: Path, argv: list[str], compare_to: st
             f"{result['train']['rss']:.0f} / {result['predict']['rss']:.0f} |"
         )
         if metrics.get("fold_accuracies"):
-            lines.append(f"|  | folds: {', '.join(f'{value * 100:.2f}%' for value in metrics['fold_accuracies'])} |" + " |" * 13)
-    reference = next((result for result in results if result["run"] == compare_to), results[1] if len(results) > 1 else None)
+            lines.append(
+                f"|  | folds: {', '.join(f'{value * 100:.2f}%' for value in metrics['fold_accuracies'])} |" + " |" * 13
+            )
+    reference = next(
+        (result for result in results if result["run"] == compare_to), results[1] if len(results) > 1 else None
+    )
     if reference is not None:
         paths = Paths(root)
         base = Experiment(paths, reference["name"]).read_validation()
@@ -205,9 +266,11 @@ def table_lines(results: list[dict], root: Path, argv: list[str], compare_to: st
             first, second = base.take(rows), other.take(rows)
             test = mcnemar_exact(first.labels, first.predictions, second.predictions)
             verdict = "beyond chance at 95%" if test.significant() else "within chance at 95%"
-            lines.append(f"- `{result['run']}`: {test.errors_b} errors against {test.errors_a} on {test.rows} rows; "
-                         f"{test.disagreements} disagreements ({test.only_a_right} only `{reference['run']}` right, "
-                         f"{test.only_b_right} only `{result['run']}` right), p = {test.p_value:.3g}: {verdict}")
+            lines.append(
+                f"- `{result['run']}`: {test.errors_b} errors against {test.errors_a} on {test.rows} rows; "
+                f"{test.disagreements} disagreements ({test.only_a_right} only `{reference['run']}` right, "
+                f"{test.only_b_right} only `{result['run']}` right), p = {test.p_value:.3g}: {verdict}"
+            )
     lines.append("")
     return lines
 

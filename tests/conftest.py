@@ -13,6 +13,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# The fake Kaggle API's fixtures (kaggle_home, fake_kaggle) for every test module.
+pytest_plugins = ["fake_kaggle"]
+
 
 @pytest.fixture(scope="session")
 def competition():
@@ -48,8 +51,13 @@ def project(tmp_path, competition, sample_frames):
 def run_cli(*args: str, root: Path, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run ``python -m digit_recognizer --root ROOT ARGS`` in a subprocess (the real command line)."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "digit_recognizer", "--root", str(root), *args],
-                          capture_output=True, text=True, env=full_env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "digit_recognizer", "--root", str(root), *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="session")

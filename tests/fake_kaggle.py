@@ -32,8 +32,10 @@ KERNELS = "kernels.KernelsApiService"
 OAUTH = "security.OAuthService"
 
 RULES_MESSAGE = "You must accept this competition's rules before you'll be able to download files."
-LIMIT_MESSAGE = ("Submission not allowed: Your team has used its daily Submission allowance (5) today, "
-                 "please try again tomorrow UTC (9.2 hours from now).")
+LIMIT_MESSAGE = (
+    "Submission not allowed: Your team has used its daily Submission allowance (5) today, "
+    "please try again tomorrow UTC (9.2 hours from now)."
+)
 
 
 @dataclass
@@ -88,7 +90,7 @@ class FakeKaggle:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "FakeKaggle":
+    def start(self) -> FakeKaggle:
         fake = self
 
         class Handler(_Handler):
@@ -146,7 +148,9 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     # ------------------------------------------------------------ plumbing
-    def _send(self, status: int, body: bytes, content_type: str = "application/json", headers: dict | None = None) -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str = "application/json", headers: dict | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -199,7 +203,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/kernel-output/"):
             if not self._admit("kernel-output"):
                 return
-            name = urllib.parse.unquote(path[len("/kernel-output/"):])
+            name = urllib.parse.unquote(path[len("/kernel-output/") :])
             if name in state.kernel_files:
                 self._send(200, state.kernel_files[name], "application/octet-stream")
             else:
@@ -279,8 +283,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, "Unknown or incomplete upload")
             return
         ref = 50000 + len(state.submissions) + 1
-        state.submissions.append(Submission(ref, upload["file_name"], request.get("submissionDescription", ""),
-                                            upload["content"], time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())))
+        state.submissions.append(
+            Submission(
+                ref,
+                upload["file_name"],
+                request.get("submissionDescription", ""),
+                upload["content"],
+                time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+            )
+        )
         self._json({"message": "Successfully submitted to Digit Recognizer", "ref": ref})
 
     def _competitions_ListSubmissions(self, request: dict) -> None:
@@ -290,8 +301,14 @@ class _Handler(BaseHTTPRequestHandler):
         items = []
         for submission in reversed(state.submissions):
             submission.polls += 1
-            item = {"ref": submission.ref, "date": submission.date, "description": submission.description,
-                    "fileName": submission.file_name, "totalBytes": len(submission.content), "status": "PENDING"}
+            item = {
+                "ref": submission.ref,
+                "date": submission.date,
+                "description": submission.description,
+                "fileName": submission.file_name,
+                "totalBytes": len(submission.content),
+                "status": "PENDING",
+            }
             if submission.polls > state.pending_polls:
                 score, error = state.score(submission.content)
                 if error:
@@ -307,9 +324,18 @@ class _Handler(BaseHTTPRequestHandler):
         state.kernels.append(request)
         state.kernel_polls = 0  # a new version: a new run
         slug = request.get("slug", "")
-        self._json({"ref": f"/code/{slug}", "url": f"{state.url}/code/{slug}", "versionNumber": len(state.kernels),
-                    "invalidTags": [], "invalidDatasetSources": [], "invalidCompetitionSources": [],
-                    "invalidKernelSources": [], "kernelId": 777})
+        self._json(
+            {
+                "ref": f"/code/{slug}",
+                "url": f"{state.url}/code/{slug}",
+                "versionNumber": len(state.kernels),
+                "invalidTags": [],
+                "invalidDatasetSources": [],
+                "invalidCompetitionSources": [],
+                "invalidKernelSources": [],
+                "kernelId": 777,
+            }
+        )
 
     def _known_kernel(self, request: dict) -> bool:
         state = self.state
@@ -337,16 +363,20 @@ class _Handler(BaseHTTPRequestHandler):
         names = sorted(state.kernel_files)
         start = int(request.get("pageToken") or 0)
         size = int(request.get("pageSize") or 20)
-        page = names[start:start + size]
-        answer = {"files": [{"fileName": name, "url": f"{state.url}/kernel-output/{urllib.parse.quote(name)}"} for name in page],
-                  "log": state.kernel_log}
+        page = names[start : start + size]
+        answer = {
+            "files": [
+                {"fileName": name, "url": f"{state.url}/kernel-output/{urllib.parse.quote(name)}"} for name in page
+            ],
+            "log": state.kernel_log,
+        }
         if start + size < len(names):
             answer["nextPageToken"] = str(start + size)
         self._json(answer)
 
 
 # ---------------------------------------------------------------- pytest fixtures and helpers
-# Imported by the tests that use them (``from fake_kaggle import ...``).
+# Registered for every test module by conftest.py (pytest_plugins); the helpers are imported where used.
 import os  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -366,8 +396,11 @@ def kaggle_home(tmp_path_factory, monkeypatch):
     variables, for this process and run_cli's."""
     home = tmp_path_factory.mktemp("home")
     for name in list(os.environ):
-        if (name.startswith(("KAGGLE_", "DIGIT_RECOGNIZER_")) or name.lower().endswith("_proxy")
-                or name in ("XDG_CONFIG_HOME", "VERBOSE", "VERBOSE_OUTPUT")):
+        if (
+            name.startswith(("KAGGLE_", "DIGIT_RECOGNIZER_"))
+            or name.lower().endswith("_proxy")
+            or name in ("XDG_CONFIG_HOME", "VERBOSE", "VERBOSE_OUTPUT")
+        ):
             monkeypatch.delenv(name)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("HOME", str(home))

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from digit_recognizer import compat
-from fake_kaggle import fake_kaggle, kaggle_home, write_kaggle_json  # noqa: F401
+from fake_kaggle import write_kaggle_json
 
 
 def test_compat_error_names_the_missing_attribute():
@@ -25,7 +25,9 @@ def test_backup_and_restore_has_the_attributes_the_atomic_backup_overrides(tmp_p
     callback = compat.atomic_backup_callback(tmp_path / "backup")
     assert isinstance(callback, keras.callbacks.BackupAndRestore)
     for name in compat.BACKUP_ATTRIBUTES:
-        assert hasattr(keras.callbacks.BackupAndRestore(str(tmp_path / "plain")), name), f"BackupAndRestore.{name} is gone"
+        assert hasattr(keras.callbacks.BackupAndRestore(str(tmp_path / "plain")), name), (
+            f"BackupAndRestore.{name} is gone"
+        )
     assert callback._weights_path.endswith(compat.BACKUP_WEIGHTS)
     assert callback._training_metadata_path.endswith(compat.BACKUP_METADATA)
     assert callable(keras.callbacks.BackupAndRestore._save_model)
@@ -61,7 +63,9 @@ def test_point_kagglesdk_at_changes_the_local_endpoint(monkeypatch):
     from kagglesdk import kaggle_env
 
     assert hasattr(kaggle_env, "_env_to_endpoint") and hasattr(kaggle_env.KaggleEnv, "LOCAL")
-    monkeypatch.setitem(kaggle_env._env_to_endpoint, kaggle_env.KaggleEnv.LOCAL, kaggle_env._env_to_endpoint[kaggle_env.KaggleEnv.LOCAL])
+    monkeypatch.setitem(
+        kaggle_env._env_to_endpoint, kaggle_env.KaggleEnv.LOCAL, kaggle_env._env_to_endpoint[kaggle_env.KaggleEnv.LOCAL]
+    )
     compat.point_kagglesdk_at("http://127.0.0.1:9")
     assert kaggle_env.get_endpoint(kaggle_env.KaggleEnv.LOCAL) == "http://127.0.0.1:9"
 
@@ -108,7 +112,9 @@ def test_bound_client_session_times_out_every_request(silent_server):
     assert time.monotonic() - started < 5
 
 
-def test_checked_client_downloads_raise_instead_of_saving_an_error_page(fake_kaggle, kaggle_home, monkeypatch, silent_server):
+def test_checked_client_downloads_raise_instead_of_saving_an_error_page(
+    fake_kaggle, kaggle_home, monkeypatch, silent_server
+):
     import requests
 
     from digit_recognizer.kaggle import api as kaggle_api
@@ -120,7 +126,10 @@ def test_checked_client_downloads_raise_instead_of_saving_an_error_page(fake_kag
 
     fake_kaggle.kernel_files = {"submission.csv": b"ImageId,Label\n"}
     with compat.checked_client_downloads(0.3):
-        assert kaggle_api_extended.requests.get(f"{fake_kaggle.url}/kernel-output/submission.csv").content == b"ImageId,Label\n"
+        assert (
+            kaggle_api_extended.requests.get(f"{fake_kaggle.url}/kernel-output/submission.csv").content
+            == b"ImageId,Label\n"
+        )
         with pytest.raises(requests.HTTPError):
             kaggle_api_extended.requests.get(f"{fake_kaggle.url}/kernel-output/missing")
         with pytest.raises(requests.Timeout):

@@ -22,8 +22,27 @@ def cv_project(tmp_path_factory, competition, sample_frames):
 
     paths = Paths(tmp_path_factory.mktemp("cv"))
     write_sample(paths.data, competition, sample_frames)
-    assert main(["--root", str(paths.root), "train", "--preset", "seed", "--epochs", "1", "--cv", "3",
-                 "--max-rows", "300", "--name", "cv3", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "--root",
+                str(paths.root),
+                "train",
+                "--preset",
+                "seed",
+                "--epochs",
+                "1",
+                "--cv",
+                "3",
+                "--max-rows",
+                "300",
+                "--name",
+                "cv3",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert main(["--root", str(paths.root), "predict", "--experiment", "cv3"]) == 0
     return paths
 
@@ -42,7 +61,11 @@ def test_oof_predictions_cover_every_row_once(cv_project):
             assert set(valid["rows"]) == set(rows[folds == fold])
     metrics = json.loads((cv_project.experiment_dir("cv3") / "metrics.json").read_text())
     assert metrics["oof_accuracy"] == pytest.approx(float((probabilities.argmax(1) == labels).mean()))
-    assert len(metrics["fold_accuracies"]) == 3 and metrics["members"] == ["member-0.keras", "member-1.keras", "member-2.keras"]
+    assert len(metrics["fold_accuracies"]) == 3 and metrics["members"] == [
+        "member-0.keras",
+        "member-1.keras",
+        "member-2.keras",
+    ]
 
 
 @pytest.mark.slow
@@ -53,11 +76,33 @@ def test_fold_file_is_reused_by_the_next_experiment(cv_project, competition):
     fold_files = sorted(cv_project.splits.glob("folds-k3-*.csv"))
     assert len(fold_files) == 1
     before = (fold_files[0].stat().st_mtime_ns, fold_files[0].read_bytes())
-    assert main(["--root", str(cv_project.root), "train", "--preset", "seed", "--epochs", "1", "--cv", "3",
-                 "--max-rows", "300", "--name", "cv3-again", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "--root",
+                str(cv_project.root),
+                "train",
+                "--preset",
+                "seed",
+                "--epochs",
+                "1",
+                "--cv",
+                "3",
+                "--max-rows",
+                "300",
+                "--name",
+                "cv3-again",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert sorted(cv_project.splits.glob("folds-k3-*.csv")) == fold_files
     assert (fold_files[0].stat().st_mtime_ns, fold_files[0].read_bytes()) == before
-    with np.load(cv_project.experiment_dir("cv3") / "oof.npz") as first, np.load(cv_project.experiment_dir("cv3-again") / "oof.npz") as second:
+    with (
+        np.load(cv_project.experiment_dir("cv3") / "oof.npz") as first,
+        np.load(cv_project.experiment_dir("cv3-again") / "oof.npz") as second,
+    ):
         np.testing.assert_array_equal(first["folds"], second["folds"])
         np.testing.assert_array_equal(first["rows"], second["rows"])
 
@@ -67,8 +112,12 @@ def test_fold_file_is_reused_by_the_next_experiment(cv_project, competition):
 def test_fold_ensemble_averages_member_probabilities(cv_project, competition, tta):
     # the ensemble's probabilities are the mean of each fold model's (over shifted copies too with TTA)
     from digit_recognizer.data import load_test
-    from digit_recognizer.modeling.inference import ensemble_probabilities, load_members, shifted_copies
-    from digit_recognizer.modeling.inference import predict_probabilities
+    from digit_recognizer.modeling.inference import (
+        ensemble_probabilities,
+        load_members,
+        predict_probabilities,
+        shifted_copies,
+    )
 
     models = load_members(cv_project, "cv3")
     images = load_test(cv_project, competition).images[:50]
@@ -138,7 +187,9 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, competition, sample_fra
         result = train_experiment(config, Paths({str(paths.root)!r}), load_competition(), verbose=0, devices=devices)
         print("score", result.metrics["score"])
     """)
-    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT, timeout=300
+    )
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "strategy MirroredStrategy 2" in completed.stdout
     score = float(completed.stdout.split("score")[-1])

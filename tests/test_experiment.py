@@ -16,7 +16,9 @@ def _start(paths: Paths, name: str, fingerprint: str = "abc", **overrides) -> Ex
     experiment = Experiment(paths, name)
     experiment.folder.mkdir(parents=True, exist_ok=True)
     config = ExperimentConfig(name=name, **overrides).to_dict()
-    experiment.config_file.write_text(json.dumps({"config": config, "data_fingerprint": fingerprint, "split_file": "s"}))
+    experiment.config_file.write_text(
+        json.dumps({"config": config, "data_fingerprint": fingerprint, "split_file": "s"})
+    )
     return experiment
 
 
@@ -33,8 +35,13 @@ def test_find_names_each_reason_in_one_line(tmp_path):
     (paths.models / "blend" / "ensemble.json").write_text("{}")
     assert find(paths, "done").name == "done" and find(paths, None).name == "done" == latest(paths).name
     assert find(paths, "blend", allow_ensemble=True).is_ensemble
-    cases = {"half": "has no finished training", "blend": "is an ensemble", "nope": "not found under", "../x": "not a plain name",
-             "x" * 300: "not found"}
+    cases = {
+        "half": "has no finished training",
+        "blend": "is an ensemble",
+        "nope": "not found under",
+        "../x": "not a plain name",
+        "x" * 300: "not found",
+    }
     for name, message in cases.items():
         with pytest.raises(UserError, match=message) as raised:
             find(paths, name)

@@ -5,10 +5,19 @@ from __future__ import annotations
 import pandas as pd
 
 from conftest import run_cli
-from fake_kaggle import RULES_MESSAGE, Failure, assert_no_secrets, competition_zip, error_line, fake_kaggle, kaggle_home, write_kaggle_json  # noqa: F401
+from fake_kaggle import (
+    RULES_MESSAGE,
+    Failure,
+    assert_no_secrets,
+    competition_zip,
+    error_line,
+    write_kaggle_json,
+)  # noqa: F401
 
 
-def test_fetch_downloads_and_extracts_the_competition_zip(tmp_path, fake_kaggle, kaggle_home, competition, sample_frames):
+def test_fetch_downloads_and_extracts_the_competition_zip(
+    tmp_path, fake_kaggle, kaggle_home, competition, sample_frames
+):
     fake_kaggle.zip_bytes = competition_zip(competition, sample_frames)
     write_kaggle_json(kaggle_home)
     root = tmp_path / "project"
@@ -28,7 +37,9 @@ def test_fetch_downloads_and_extracts_the_competition_zip(tmp_path, fake_kaggle,
     assert_no_secrets(result.stdout, result.stderr, folders=[root])
 
 
-def test_fetch_without_accepted_rules_names_the_rules_page(tmp_path, fake_kaggle, kaggle_home, competition, sample_frames):
+def test_fetch_without_accepted_rules_names_the_rules_page(
+    tmp_path, fake_kaggle, kaggle_home, competition, sample_frames
+):
     fake_kaggle.zip_bytes = competition_zip(competition, sample_frames)
     fake_kaggle.failures["DownloadDataFiles"] = Failure(403, RULES_MESSAGE)
     write_kaggle_json(kaggle_home)

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from digit_recognizer.kaggle import api as kaggle_api
 from digit_recognizer.errors import UserError
-from fake_kaggle import ENDPOINT_ENV, SECRET_KEY, SECRET_TOKEN, kaggle_home, write_kaggle_json  # noqa: F401
+from digit_recognizer.kaggle import api as kaggle_api
+from fake_kaggle import ENDPOINT_ENV, SECRET_KEY, SECRET_TOKEN, write_kaggle_json
 
 
 def _kaggle_json_in_home(home, monkeypatch):
@@ -41,8 +41,17 @@ def _access_token_file(home, monkeypatch):
     (home / ".kaggle" / "access_token").write_text(SECRET_TOKEN + "\n")
 
 
-@pytest.mark.parametrize("setup", [_kaggle_json_in_home, _kaggle_json_in_config_dir, _kaggle_json_in_xdg_dir,
-                                   _username_and_key, _api_token, _access_token_file])
+@pytest.mark.parametrize(
+    "setup",
+    [
+        _kaggle_json_in_home,
+        _kaggle_json_in_config_dir,
+        _kaggle_json_in_xdg_dir,
+        _username_and_key,
+        _api_token,
+        _access_token_file,
+    ],
+)
 def test_has_credentials_uses_the_clients_mechanisms(kaggle_home, monkeypatch, setup):
     assert not kaggle_api.has_credentials()
     setup(kaggle_home, monkeypatch)
@@ -71,19 +80,32 @@ def test_readable_kaggle_json_is_warned_about(kaggle_home):
     assert kaggle_api.credential_file_warnings() == []
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("http://127.0.0.1:8765", "http://127.0.0.1:8765"),
-    ("http://localhost:8765/", "http://localhost:8765"),
-    ("http://127.3.2.1:9", "http://127.3.2.1:9"),
-    ("http://[::1]:8765", "http://[::1]:8765"),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("http://127.0.0.1:8765", "http://127.0.0.1:8765"),
+        ("http://localhost:8765/", "http://localhost:8765"),
+        ("http://127.3.2.1:9", "http://127.3.2.1:9"),
+        ("http://[::1]:8765", "http://[::1]:8765"),
+    ],
+)
 def test_endpoint_override_accepts_loopback(kaggle_home, monkeypatch, value, expected):
     monkeypatch.setenv(ENDPOINT_ENV, value)
     assert kaggle_api.endpoint_override() == expected
 
 
-@pytest.mark.parametrize("value", ["http://10.0.0.5:80", "http://192.168.1.2:8080", "http://api.kaggle.com:80",
-                                   "https://127.0.0.1:8765", "http://127.0.0.1", "http://127.0.0.1:8765/api", "ftp://127.0.0.1:21"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "http://10.0.0.5:80",
+        "http://192.168.1.2:8080",
+        "http://api.kaggle.com:80",
+        "https://127.0.0.1:8765",
+        "http://127.0.0.1",
+        "http://127.0.0.1:8765/api",
+        "ftp://127.0.0.1:21",
+    ],
+)
 def test_endpoint_override_refuses_anything_but_loopback_http(kaggle_home, monkeypatch, value):
     monkeypatch.setenv(ENDPOINT_ENV, value)
     with pytest.raises(UserError, match="loopback"):
@@ -95,8 +117,10 @@ def test_no_override_means_kaggle_itself(kaggle_home):
 
 
 def test_help_imports_neither_the_client_nor_tensorflow():
-    code = ("import sys; from digit_recognizer.cli import build_parser; build_parser(); "
-            "print(sorted(m for m in ('kaggle', 'kagglesdk', 'tensorflow', 'keras') if m in sys.modules))")
+    code = (
+        "import sys; from digit_recognizer.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('kaggle', 'kagglesdk', 'tensorflow', 'keras') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"

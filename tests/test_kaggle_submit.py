@@ -9,8 +9,18 @@ import pytest
 
 from conftest import run_cli
 from digit_recognizer.tracking import leaderboard
-from fake_kaggle import (LIMIT_MESSAGE, RULES_MESSAGE, SECRET_TOKEN, TIMEOUT_ENV, ENDPOINT_ENV, Failure, assert_no_secrets,
-                         closed_port, error_line, fake_kaggle, kaggle_home, write_kaggle_json)  # noqa: F401
+from fake_kaggle import (
+    ENDPOINT_ENV,
+    LIMIT_MESSAGE,
+    RULES_MESSAGE,
+    SECRET_TOKEN,
+    TIMEOUT_ENV,
+    Failure,
+    assert_no_secrets,
+    closed_port,
+    error_line,
+    write_kaggle_json,
+)  # noqa: F401
 
 
 @pytest.fixture
@@ -39,7 +49,9 @@ def test_submit_then_wait_records_the_public_score(submit_project, fake_kaggle, 
     write_kaggle_json(kaggle_home)
     file = submit_project.submission_file("tiny")
 
-    result = run_cli("submit", str(file), "-m", "seed preset, 2 epochs", "--wait", "--poll", "0.05", root=submit_project.root)
+    result = run_cli(
+        "submit", str(file), "-m", "seed preset, 2 epochs", "--wait", "--poll", "0.05", root=submit_project.root
+    )
 
     assert result.returncode == 0, result.stderr
     assert fake_kaggle.methods()[:3] == ["StartSubmissionUpload", "upload", "CreateSubmission"]
@@ -176,9 +188,24 @@ def _timed_out(fake, home, monkeypatch, spec_file):
     return "timed out"
 
 
-@pytest.mark.parametrize("setup", [_no_credentials, _bad_credentials, _bad_token, _rules_not_accepted, _permission_denied, _wrong_slug,
-                                   _daily_limit, _server_error, _connection_refused, _timed_out])
-def test_each_failure_is_one_line_and_marks_the_row_not_submitted(submit_project, fake_kaggle, kaggle_home, monkeypatch, tmp_path, setup):
+@pytest.mark.parametrize(
+    "setup",
+    [
+        _no_credentials,
+        _bad_credentials,
+        _bad_token,
+        _rules_not_accepted,
+        _permission_denied,
+        _wrong_slug,
+        _daily_limit,
+        _server_error,
+        _connection_refused,
+        _timed_out,
+    ],
+)
+def test_each_failure_is_one_line_and_marks_the_row_not_submitted(
+    submit_project, fake_kaggle, kaggle_home, monkeypatch, tmp_path, setup
+):
     expected = setup(fake_kaggle, kaggle_home, monkeypatch, tmp_path / "spec.json")
     file = submit_project.submission_file("tiny")
     content = file.read_bytes()
@@ -200,8 +227,16 @@ def test_a_submission_kaggle_cannot_score_records_the_error(submit_project, fake
     write_kaggle_json(kaggle_home)
     fake_kaggle.expected_rows = 28000  # the server wants another row count than the local spec
 
-    result = run_cli("submit", "-m", "will fail", "--wait", "--poll", "0.05",
-                     str(submit_project.submission_file("tiny")), root=submit_project.root)
+    result = run_cli(
+        "submit",
+        "-m",
+        "will fail",
+        "--wait",
+        "--poll",
+        "0.05",
+        str(submit_project.submission_file("tiny")),
+        root=submit_project.root,
+    )
 
     assert result.returncode == 2
     line = error_line(result)
@@ -215,8 +250,16 @@ def test_waiting_survives_a_passing_server_error(submit_project, fake_kaggle, ka
     write_kaggle_json(kaggle_home)
     fake_kaggle.failures["ListSubmissions"] = Failure(502, "Bad Gateway", json_body=False, times=1)
 
-    result = run_cli("submit", str(submit_project.submission_file("tiny")), "-m", "retry", "--wait", "--poll", "0.05",
-                     root=submit_project.root)
+    result = run_cli(
+        "submit",
+        str(submit_project.submission_file("tiny")),
+        "-m",
+        "retry",
+        "--wait",
+        "--poll",
+        "0.05",
+        root=submit_project.root,
+    )
 
     assert result.returncode == 0, result.stderr
     assert fake_kaggle.methods().count("ListSubmissions") >= 3
@@ -224,8 +267,9 @@ def test_waiting_survives_a_passing_server_error(submit_project, fake_kaggle, ka
 
 
 @pytest.mark.parametrize("where", ["outside the project", "in the project, outside submissions/"])
-def test_a_failed_submit_of_a_file_outside_submissions_adds_no_phantom_row(submit_project, fake_kaggle, kaggle_home,
-                                                                            tmp_path_factory, where):
+def test_a_failed_submit_of_a_file_outside_submissions_adds_no_phantom_row(
+    submit_project, fake_kaggle, kaggle_home, tmp_path_factory, where
+):
     # Issue 13, item 11: a file no experiment owns must not get a leaderboard row of its own when its upload fails.
     write_kaggle_json(kaggle_home)
     folder = tmp_path_factory.mktemp("elsewhere") if where == "outside the project" else submit_project.root / "drafts"

@@ -14,7 +14,7 @@ import pytest
 from conftest import run_cli
 from digit_recognizer.kaggle.kernel import bundle_from_script
 from digit_recognizer.submission import read_submission
-from fake_kaggle import SECRET_KEY, Failure, assert_no_secrets, error_line, fake_kaggle, kaggle_home, write_kaggle_json  # noqa: F401
+from fake_kaggle import SECRET_KEY, Failure, assert_no_secrets, error_line, write_kaggle_json
 
 KERNEL_ID = "fakeuser/digit-recognizer-cnn"
 
@@ -68,11 +68,14 @@ def test_build_writes_metadata_and_a_self_contained_script(tmp_path, kaggle_home
     assert (folder / "digit_recognizer_kernel.py").read_text() == script, "the same sources give the same script"
 
 
-@pytest.mark.parametrize("args, expected", [
-    ((), "no kernel id: pass --kernel-id USER/SLUG"),
-    (("--kernel-id", "no-slash"), "must look like USER/SLUG"),
-    (("--kernel-id", "jane/abc"), "must look like USER/SLUG"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        ((), "no kernel id: pass --kernel-id USER/SLUG"),
+        (("--kernel-id", "no-slash"), "must look like USER/SLUG"),
+        (("--kernel-id", "jane/abc"), "must look like USER/SLUG"),
+    ],
+)
 def test_build_needs_a_valid_kernel_id(tmp_path, kaggle_home, args, expected):
     result = run_cli("kernel", "build", *args, root=tmp_path / "project")
 
@@ -132,11 +135,21 @@ def test_built_script_runs_in_a_fake_kaggle_layout(tmp_path, kaggle_home, compet
     script = root / "competition" / "kernel" / "digit_recognizer_kernel.py"
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
-    env = {**__import__("os").environ, "KAGGLE_KERNEL_RUN_TYPE": "Batch", "DIGIT_RECOGNIZER_KAGGLE_DIR": str(kaggle_dir),
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {
+        **__import__("os").environ,
+        "KAGGLE_KERNEL_RUN_TYPE": "Batch",
+        "DIGIT_RECOGNIZER_KAGGLE_DIR": str(kaggle_dir),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
 
-    result = subprocess.run([sys.executable, "-c", GUARDED_RUN, str(script)], cwd=elsewhere, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", GUARDED_RUN, str(script)],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "fetched from kernel" in result.stdout
@@ -162,13 +175,16 @@ def test_built_script_runs_in_a_fake_kaggle_layout(tmp_path, kaggle_home, compet
 
 
 # ---------------------------------------------------------------- issue 13, item 8: refused at build time
-@pytest.mark.parametrize("args, expected", [
-    (("--max-rows", "5"), "--max-rows 5: cannot take a stratified subset"),
-    (("--cv", "100000"), "cannot make 100000 stratified folds of 42000 rows"),
-    (("--holdout", "0.0001"), "cannot hold out 0.0001 of 42000 rows"),
-    (("--epochs", "0"), "epochs must be at least 1"),
-    (("--name", "../escape"), "must be a plain file name"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("--max-rows", "5"), "--max-rows 5: cannot take a stratified subset"),
+        (("--cv", "100000"), "cannot make 100000 stratified folds of 42000 rows"),
+        (("--holdout", "0.0001"), "cannot hold out 0.0001 of 42000 rows"),
+        (("--epochs", "0"), "epochs must be at least 1"),
+        (("--name", "../escape"), "must be a plain file name"),
+    ],
+)
 def test_build_refuses_what_train_would_refuse(tmp_path, kaggle_home, args, expected):
     root = tmp_path / "project"
 
@@ -192,13 +208,16 @@ def test_build_into_a_file_is_one_line(tmp_path, kaggle_home, place):
     assert blocker.read_text() == "not a folder\n"
 
 
-@pytest.mark.parametrize("command, expected", [
-    ("push", "Upload competition/kernel/"),
-    ("push", "the tail of the run's log"),
-    ("status", "queued, running, complete, error"),
-    ("output", "validate its submission.csv exactly like `validate`"),
-    ("submit", "through the same path as `submit`"),
-])
+@pytest.mark.parametrize(
+    "command, expected",
+    [
+        ("push", "Upload competition/kernel/"),
+        ("push", "the tail of the run's log"),
+        ("status", "queued, running, complete, error"),
+        ("output", "validate its submission.csv exactly like `validate`"),
+        ("submit", "through the same path as `submit`"),
+    ],
+)
 def test_kernel_commands_explain_themselves(tmp_path, command, expected):
     result = run_cli("kernel", command, "--help", root=tmp_path)
 
@@ -213,18 +232,22 @@ def _built_script(tmp_path, *args):
     return root / "competition" / "kernel" / "digit_recognizer_kernel.py"
 
 
-@pytest.mark.parametrize("argv, code, expected", [
-    (["--help"], 0, "--preset seed --epochs 1"),
-    (["-h"], 0, "Needs TensorFlow >= 2.18 and Keras >= 3.8"),
-    (["--epochs", "3"], 2, "unrecognized arguments: --epochs 3"),
-])
+@pytest.mark.parametrize(
+    "argv, code, expected",
+    [
+        (["--help"], 0, "--preset seed --epochs 1"),
+        (["-h"], 0, "Needs TensorFlow >= 2.18 and Keras >= 3.8"),
+        (["--epochs", "3"], 2, "unrecognized arguments: --epochs 3"),
+    ],
+)
 def test_built_script_reads_its_arguments_without_training(tmp_path, kaggle_home, argv, code, expected):
     script = _built_script(tmp_path, "--epochs", "1")
     kaggle_dir = tmp_path / "kaggle"
     env = {**os.environ, "DIGIT_RECOGNIZER_KAGGLE_DIR": str(kaggle_dir)}
 
-    result = subprocess.run([sys.executable, "-c", GUARDED_RUN, str(script), *argv], capture_output=True, text=True,
-                            env=env, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", GUARDED_RUN, str(script), *argv], capture_output=True, text=True, env=env, timeout=120
+    )
 
     assert result.returncode == code, result.stdout + result.stderr
     assert expected in " ".join((result.stdout + result.stderr).split())
@@ -249,19 +272,24 @@ def test_template_is_a_module_the_build_fills_in(tmp_path):
 def test_a_template_without_a_marked_constant_is_refused():
     from digit_recognizer.kaggle import kernel
 
-    template = kernel.TEMPLATE_FILE.read_text().replace('PRESET = "fast"  # kernel build fills this in', 'PRESET = "fast"')
+    template = kernel.TEMPLATE_FILE.read_text().replace(
+        'PRESET = "fast"  # kernel build fills this in', 'PRESET = "fast"'
+    )
     with pytest.raises(ValueError, match="PRESET"):
         kernel.render_script(b"x", "seed", [], template=template)
 
 
-@pytest.mark.parametrize("tensorflow, keras, old", [
-    ("2.17.1", "3.8.0", "TensorFlow 2.17.1"),
-    ("2.18.0", "3.7.0", "Keras 3.7.0"),
-    ("2.15.0", "2.15.0", "TensorFlow 2.15.0 and Keras 2.15.0"),
-    ("2.18.0", "3.8.0", None),
-    ("2.19.1", "3.10.0", None),
-    ("2.21.0rc1", "3.15.1.dev2026", None),
-])
+@pytest.mark.parametrize(
+    "tensorflow, keras, old",
+    [
+        ("2.17.1", "3.8.0", "TensorFlow 2.17.1"),
+        ("2.18.0", "3.7.0", "Keras 3.7.0"),
+        ("2.15.0", "2.15.0", "TensorFlow 2.15.0 and Keras 2.15.0"),
+        ("2.18.0", "3.8.0", None),
+        ("2.19.1", "3.10.0", None),
+        ("2.21.0rc1", "3.15.1.dev2026", None),
+    ],
+)
 def test_template_names_a_tensorflow_keras_pair_older_than_the_floor(tensorflow, keras, old):
     from digit_recognizer.kaggle.kernel_template import version_problem
 
@@ -284,14 +312,13 @@ def test_template_warns_of_a_near_chance_score(score, warned):
 
 def test_readme_states_the_supported_pair():
     from conftest import REPO_ROOT
-
     from digit_recognizer.kaggle.kernel_template import (
         MINIMUM_KERAS,
         MINIMUM_TENSORFLOW,
     )
 
     readme = (REPO_ROOT / "README.md").read_text()
-    section = readme[readme.index("## Running as a Kaggle kernel"):]
+    section = readme[readme.index("## Running as a Kaggle kernel") :]
     pair = f"TensorFlow {'.'.join(map(str, MINIMUM_TENSORFLOW))} with Keras {'.'.join(map(str, MINIMUM_KERAS))}"
     assert pair in section
     ci_lines = (REPO_ROOT / "scripts" / "ci_kernel_compat.sh").read_text().splitlines()

@@ -11,8 +11,7 @@ import pytest
 from conftest import run_cli
 from digit_recognizer.cli import main
 from digit_recognizer.tracking import leaderboard
-from fake_kaggle import (SECRET_KEY, Failure, assert_no_secrets, error_line, fake_kaggle, kaggle_home,  # noqa: F401
-                         write_kaggle_json)
+from fake_kaggle import Failure, assert_no_secrets, error_line, write_kaggle_json
 
 KERNEL_ID = "fakeuser/digit-recognizer-cnn"
 SLUG = "digit-recognizer-cnn"
@@ -25,13 +24,34 @@ def _csv(frame) -> bytes:
 
 def _run_files(answers, score=0.987, near_chance=False) -> dict:
     """What a finished kernel run leaves in /kaggle/working (a perfect submission for the sample's test rows)."""
-    metrics = {"experiment": EXPERIMENT, "preset": "fast", "architecture": "compact", "seed": 42,
-               "validation": "holdout-0.1", "score": score, "train_seconds": 321.5, "finished": "2026-01-01T12:05:21"}
-    run = {"experiment": EXPERIMENT, "score": score, "validation": "holdout-0.1", "preset": "fast", "run_args": [],
-           "built_with": "digit-recognizer test", "tensorflow": "2.18.0", "keras": "3.8.0", "near_chance": near_chance}
-    return {"submission.csv": _csv(answers), "kernel-run.json": json.dumps(run).encode(),
-            f"models/{EXPERIMENT}/metrics.json": json.dumps(metrics).encode(),
-            f"submissions/{EXPERIMENT}.csv": _csv(answers), f"reports/{EXPERIMENT}/index.html": b"<html></html>"}
+    metrics = {
+        "experiment": EXPERIMENT,
+        "preset": "fast",
+        "architecture": "compact",
+        "seed": 42,
+        "validation": "holdout-0.1",
+        "score": score,
+        "train_seconds": 321.5,
+        "finished": "2026-01-01T12:05:21",
+    }
+    run = {
+        "experiment": EXPERIMENT,
+        "score": score,
+        "validation": "holdout-0.1",
+        "preset": "fast",
+        "run_args": [],
+        "built_with": "digit-recognizer test",
+        "tensorflow": "2.18.0",
+        "keras": "3.8.0",
+        "near_chance": near_chance,
+    }
+    return {
+        "submission.csv": _csv(answers),
+        "kernel-run.json": json.dumps(run).encode(),
+        f"models/{EXPERIMENT}/metrics.json": json.dumps(metrics).encode(),
+        f"submissions/{EXPERIMENT}.csv": _csv(answers),
+        f"reports/{EXPERIMENT}/index.html": b"<html></html>",
+    }
 
 
 @pytest.fixture
@@ -69,8 +89,14 @@ def test_push_wait_submit_ends_with_the_kernels_score_on_the_leaderboard(kernel_
 
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout
-    for expected in (f"pushed kernel {KERNEL_ID} version 1", f"kernel {KERNEL_ID}: queued", f"kernel {KERNEL_ID}: running",
-                     f"kernel {KERNEL_ID}: complete", "valid, 200 rows", "complete, public score 1.00000"):
+    for expected in (
+        f"pushed kernel {KERNEL_ID} version 1",
+        f"kernel {KERNEL_ID}: queued",
+        f"kernel {KERNEL_ID}: running",
+        f"kernel {KERNEL_ID}: complete",
+        "valid, 200 rows",
+        "complete, public score 1.00000",
+    ):
         assert expected in lines, lines
     assert lines.index("queued") < lines.index("running") < lines.index(": complete")
     folder = kernel_project.submissions / "kernels" / SLUG / "v1"
@@ -79,9 +105,16 @@ def test_push_wait_submit_ends_with_the_kernels_score_on_the_leaderboard(kernel_
     row = _rows(kernel_project)[f"kernel-{SLUG}-v1"]
     assert row["source"] == f"kernel {KERNEL_ID} v1"
     assert row["submission_file"] == f"submissions/kernels/{SLUG}/v1/submission.csv"
-    assert (row["preset"], row["architecture"], row["validation"], row["score"]) == ("fast", "compact", "holdout-0.1", "0.987")
+    assert (row["preset"], row["architecture"], row["validation"], row["score"]) == (
+        "fast",
+        "compact",
+        "holdout-0.1",
+        "0.987",
+    )
     assert row["kaggle_status"] == "complete" and row["kaggle_public_score"] == "1.00000"
-    assert [submission.content for submission in fake_kaggle.submissions] == [fake_kaggle.kernel_files["submission.csv"]]
+    assert [submission.content for submission in fake_kaggle.submissions] == [
+        fake_kaggle.kernel_files["submission.csv"]
+    ]
     assert fake_kaggle.submissions[0].description == f"kernel {KERNEL_ID} v1"
     assert fake_kaggle.methods().count("GetKernelSessionStatus") >= 4  # 3 while waiting, 1 before downloading
     assert_no_secrets(result.stdout, result.stderr, folders=[kernel_project.root])
@@ -100,7 +133,9 @@ def test_output_then_submit_step_by_step(kernel_project, fake_kaggle):
     assert row["source"] == f"kernel {KERNEL_ID} {folder.name}" and row["kaggle_status"] == ""
     assert fake_kaggle.submissions == [], "output alone submits nothing"
 
-    submitted = run_cli("kernel", "submit", "-m", "from the kernel", "--wait", "--poll", "0.05", root=kernel_project.root)
+    submitted = run_cli(
+        "kernel", "submit", "-m", "from the kernel", "--wait", "--poll", "0.05", root=kernel_project.root
+    )
 
     assert submitted.returncode == 0, submitted.stderr
     assert fake_kaggle.submissions[0].description == "from the kernel"
@@ -110,7 +145,7 @@ def test_output_then_submit_step_by_step(kernel_project, fake_kaggle):
 def test_output_again_keeps_the_downloaded_folder(kernel_project, fake_kaggle):
     assert run_cli("kernel", "push", "--wait", "--poll", "0.05", root=kernel_project.root).returncode == 0
     first = run_cli("kernel", "output", root=kernel_project.root)
-    kept = (kernel_project.submissions / "kernels" / SLUG / "v1" / "submission.csv")
+    kept = kernel_project.submissions / "kernels" / SLUG / "v1" / "submission.csv"
     content = kept.read_bytes()
     fake_kaggle.kernel_files["submission.csv"] = b"ImageId,Label\n"  # would be invalid if downloaded again
 
@@ -124,8 +159,12 @@ def test_output_again_keeps_the_downloaded_folder(kernel_project, fake_kaggle):
 def _run_failed(fake, answers):
     fake.kernel_statuses = ["RUNNING", "ERROR"]
     fake.kernel_failure = "Your notebook tried to allocate more memory than is available."
-    fake.kernel_log = json.dumps([{"stream_name": "stdout", "time": 1.0, "data": "epoch 1/30\n"},
-                                  {"stream_name": "stderr", "time": 9.5, "data": "ResourceExhaustedError: OOM when allocating tensor\n"}])
+    fake.kernel_log = json.dumps(
+        [
+            {"stream_name": "stdout", "time": 1.0, "data": "epoch 1/30\n"},
+            {"stream_name": "stderr", "time": 9.5, "data": "ResourceExhaustedError: OOM when allocating tensor\n"},
+        ]
+    )
     return "failed on Kaggle: Your notebook tried to allocate more memory than is available."
 
 
@@ -174,8 +213,21 @@ def _unsafe_file_name(fake, answers):
     return "output has no submission.csv"
 
 
-@pytest.mark.parametrize("setup", [_run_failed, _run_cancelled, _no_submission, _invalid_submission, _wrong_header,
-                                   _unauthenticated, _forbidden, _server_error, _download_server_error, _unsafe_file_name])
+@pytest.mark.parametrize(
+    "setup",
+    [
+        _run_failed,
+        _run_cancelled,
+        _no_submission,
+        _invalid_submission,
+        _wrong_header,
+        _unauthenticated,
+        _forbidden,
+        _server_error,
+        _download_server_error,
+        _unsafe_file_name,
+    ],
+)
 def test_each_failure_is_one_line_and_submits_nothing(kernel_project, fake_kaggle, sample_frames, setup):
     expected = setup(fake_kaggle, sample_frames[3])
     before = kernel_project.leaderboard.read_bytes() if kernel_project.leaderboard.exists() else None
@@ -188,7 +240,10 @@ def test_each_failure_is_one_line_and_submits_nothing(kernel_project, fake_kaggl
     assert _outputs(kernel_project) == [], "nothing half-written under submissions/kernels/"
     after = kernel_project.leaderboard.read_bytes() if kernel_project.leaderboard.exists() else None
     assert after == before, "no leaderboard row for a run that was not kept"
-    assert not (kernel_project.root.parent / "escaped.csv").exists() and not (kernel_project.submissions / "escaped.csv").exists()
+    assert (
+        not (kernel_project.root.parent / "escaped.csv").exists()
+        and not (kernel_project.submissions / "escaped.csv").exists()
+    )
     assert_no_secrets(result.stdout, result.stderr, folders=[kernel_project.root])
 
 
@@ -200,7 +255,9 @@ def test_a_failed_run_shows_the_tail_of_its_log(kernel_project, fake_kaggle, sam
     assert result.returncode == 2
     assert "Your notebook tried to allocate more memory" in error_line(result)
     assert "the last 2 lines of the run's log:" in result.stdout
-    assert result.stdout.index("| epoch 1/30") < result.stdout.index("| ResourceExhaustedError: OOM when allocating tensor")
+    assert result.stdout.index("| epoch 1/30") < result.stdout.index(
+        "| ResourceExhaustedError: OOM when allocating tensor"
+    )
     assert f"kernel {KERNEL_ID}: running" in result.stdout
 
 
@@ -216,7 +273,9 @@ def test_waiting_survives_a_passing_server_error(kernel_project, fake_kaggle):
 def test_waiting_gives_up_after_the_timeout(kernel_project, fake_kaggle):
     fake_kaggle.kernel_statuses = ["RUNNING"]
 
-    result = run_cli("kernel", "push", "--wait", "--submit", "--timeout", "0.3", "--poll", "0.05", root=kernel_project.root)
+    result = run_cli(
+        "kernel", "push", "--wait", "--submit", "--timeout", "0.3", "--poll", "0.05", root=kernel_project.root
+    )
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert "still running after 0.3 s" in result.stderr and "Traceback" not in result.stderr

@@ -37,10 +37,23 @@ def test_upsert_adds_then_updates_one_row(tmp_path):
 
 def test_sorted_rows_best_first(tmp_path):
     path = tmp_path / "leaderboard.csv"
-    for name, score, local, kaggle in (("low", "0.90", "", "0.99"), ("none", "", "", ""), ("top", "0.99", "", ""),
-                                       ("tie-local", "0.95", "0.97", ""), ("tie", "0.95", "0.96", "0.5"), ("nan", "nan", "", "")):
+    for name, score, local, kaggle in (
+        ("low", "0.90", "", "0.99"),
+        ("none", "", "", ""),
+        ("top", "0.99", "", ""),
+        ("tie-local", "0.95", "0.97", ""),
+        ("tie", "0.95", "0.96", "0.5"),
+        ("nan", "nan", "", ""),
+    ):
         leaderboard.upsert(path, name, score=score, local_key_score=local, kaggle_public_score=kaggle)
-    assert [row["experiment"] for row in leaderboard.sorted_rows(path)] == ["top", "tie-local", "tie", "low", "none", "nan"]
+    assert [row["experiment"] for row in leaderboard.sorted_rows(path)] == [
+        "top",
+        "tie-local",
+        "tie",
+        "low",
+        "none",
+        "nan",
+    ]
     assert [row["experiment"] for row in leaderboard.sorted_rows(path, by="kaggle")][:2] == ["low", "tie"]
     assert [row["experiment"] for row in leaderboard.sorted_rows(path, by="local")][:2] == ["tie-local", "tie"]
     assert leaderboard.best_experiment(path) == "top"
@@ -66,7 +79,10 @@ def test_two_processes_appending_at_once_lose_no_row(tmp_path):
     path = tmp_path / "submissions" / "leaderboard.csv"
     count = 40
     start = time.time() + 2.0  # both interpreters are up by then: their writes overlap
-    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), prefix, str(start), str(count)]) for prefix in ("a", "b")]
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(path), prefix, str(start), str(count)])
+        for prefix in ("a", "b")
+    ]
     assert [writer.wait(timeout=120) for writer in writers] == [0, 0]
     rows = leaderboard.read_rows(path)
     names = [row["experiment"] for row in rows]
@@ -80,8 +96,18 @@ def test_two_processes_appending_at_once_lose_no_row(tmp_path):
 # ---------------------------------------------------------------- the CLI
 def _write_board(paths, rows):
     for name, score, local in rows:
-        leaderboard.upsert(paths.leaderboard, name, preset="seed", architecture="seed", seed=42, validation="holdout-0.1",
-                           score=score, local_key_score=local, train_seconds=3.2, date="2026-01-02T03:04:05")
+        leaderboard.upsert(
+            paths.leaderboard,
+            name,
+            preset="seed",
+            architecture="seed",
+            seed=42,
+            validation="holdout-0.1",
+            score=score,
+            local_key_score=local,
+            train_seconds=3.2,
+            date="2026-01-02T03:04:05",
+        )
 
 
 def test_leaderboard_command_prints_best_first(tmp_path, capsys):
@@ -187,5 +213,7 @@ def test_git_commit_of_a_checkout(tmp_path):
     (tmp_path / "f.txt").write_text("x")
     subprocess.run(["git", "-C", str(tmp_path), "add", "f.txt"], check=True)
     subprocess.run(["git", "-C", str(tmp_path), *env_args, "commit", "-q", "-m", "x"], check=True)
-    expected = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    expected = subprocess.run(
+        ["git", "-C", str(tmp_path), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     assert git_commit(tmp_path) == expected and len(expected) >= 7

@@ -19,7 +19,13 @@ def _no_kaggle(tmp_path) -> dict:
     """An environment in which the Kaggle client finds no credentials (so `run` uses the offline sample)."""
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
-    return {"HOME": str(home), "KAGGLE_CONFIG_DIR": str(home / ".kaggle"), "KAGGLE_USERNAME": "", "KAGGLE_KEY": "", "KAGGLE_API_TOKEN": ""}
+    return {
+        "HOME": str(home),
+        "KAGGLE_CONFIG_DIR": str(home / ".kaggle"),
+        "KAGGLE_USERNAME": "",
+        "KAGGLE_KEY": "",
+        "KAGGLE_API_TOKEN": "",
+    }
 
 
 def _check_submission(path, rows: int) -> pd.DataFrame:
@@ -96,7 +102,9 @@ def _check_sample_layout(paths: Paths, competition) -> None:
     assert train.shape == (4000, 785) and list(train.columns) == competition.train_columns
     assert test.shape == (1000, 784) and list(test.columns) == competition.pixel_columns
     assert list(sample_submission.columns) == ["ImageId", "Label"] and list(key.columns) == ["ImageId", "Label"]
-    assert np.array_equal(key["ImageId"], np.arange(1, 1001)) and np.array_equal(sample_submission["ImageId"], key["ImageId"])
+    assert np.array_equal(key["ImageId"], np.arange(1, 1001)) and np.array_equal(
+        sample_submission["ImageId"], key["ImageId"]
+    )
     assert set(train["label"]) == set(range(10)) and set(key["Label"]) == set(range(10))
     pixels = train.iloc[:, 1:].to_numpy()
     assert pixels.min() >= 0 and pixels.max() <= 255

@@ -37,8 +37,24 @@ def test_pseudo_labels_come_from_the_fold_model_and_no_answer_key_is_read(projec
     OPENED.clear()
     RECORDING[0] = True
     try:
-        code = main(["--root", str(project.root), "train", "--preset", "seed", "--epochs", "5", "--cv", "2",
-                     "--pseudo-label", "0.5", "--name", "pl", "--quiet"])
+        code = main(
+            [
+                "--root",
+                str(project.root),
+                "train",
+                "--preset",
+                "seed",
+                "--epochs",
+                "5",
+                "--cv",
+                "2",
+                "--pseudo-label",
+                "0.5",
+                "--name",
+                "pl",
+                "--quiet",
+            ]
+        )
     finally:
         RECORDING[0] = False
     assert code == 0
@@ -65,12 +81,15 @@ def test_pseudo_labels_come_from_the_fold_model_and_no_answer_key_is_read(projec
     assert record["config"]["pseudo_label"] == 0.5
 
 
-@pytest.mark.parametrize("values, message", [
-    (dict(pseudo_label=0.3), "--pseudo-label must be 0 (off) or a probability between 0.5 and 1"),
-    (dict(pseudo_label=float("nan")), "--pseudo-label must be a finite number"),
-    (dict(pseudo_label=0.9, full_train=True), "do not go together"),
-    (dict(elastic=1.5), "--elastic must be between 0 and 1"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        (dict(pseudo_label=0.3), "--pseudo-label must be 0 (off) or a probability between 0.5 and 1"),
+        (dict(pseudo_label=float("nan")), "--pseudo-label must be a finite number"),
+        (dict(pseudo_label=0.9, full_train=True), "do not go together"),
+        (dict(elastic=1.5), "--elastic must be between 0 and 1"),
+    ],
+)
 def test_bad_pseudo_label_and_elastic_values_are_refused(values, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         ExperimentConfig(name="x", **values)

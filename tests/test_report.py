@@ -39,8 +39,25 @@ def cv_project(tmp_path_factory, competition, sample_frames):
 
     paths = Paths(tmp_path_factory.mktemp("cv"))
     write_sample(paths.data, competition, sample_frames)
-    assert _main("--root", str(paths.root), "train", "--preset", "seed", "--cv", "2", "--max-rows", "300",
-                 "--epochs", "1", "--name", "cv2", "--quiet") == 0
+    assert (
+        _main(
+            "--root",
+            str(paths.root),
+            "train",
+            "--preset",
+            "seed",
+            "--cv",
+            "2",
+            "--max-rows",
+            "300",
+            "--epochs",
+            "1",
+            "--name",
+            "cv2",
+            "--quiet",
+        )
+        == 0
+    )
     return paths
 
 
@@ -172,8 +189,10 @@ def test_read_history_keeps_the_last_copy_of_a_resumed_epoch(tmp_path):
     from digit_recognizer.tracking.report import read_history
 
     path = tmp_path / "history-0.csv"
-    path.write_text("epoch,accuracy,loss,val_accuracy,val_loss\n0,0.5,1.5,0.6,1.2\n1,0.7,0.9,0.7,0.8\n"
-                    "1,0.75,0.85,0.72,0.79\nepoch,accuracy,loss,val_accuracy,val_loss\n2,0.8,0.6,0.8,0.6\n")
+    path.write_text(
+        "epoch,accuracy,loss,val_accuracy,val_loss\n0,0.5,1.5,0.6,1.2\n1,0.7,0.9,0.7,0.8\n"
+        "1,0.75,0.85,0.72,0.79\nepoch,accuracy,loss,val_accuracy,val_loss\n2,0.8,0.6,0.8,0.6\n"
+    )
     frame = read_history(path)
     assert frame["epoch"].tolist() == [0, 1, 2]
     assert frame["accuracy"].tolist() == [0.5, 0.75, 0.8]
@@ -185,7 +204,11 @@ def test_report_survives_missing_history_and_changed_train_csv(tmp_path, trained
     from digit_recognizer.tracking.report import build_report, gallery_pixels
 
     paths = Paths(tmp_path)
-    write_sample(paths.data, competition, tuple(frame.iloc[:300] if index == 0 else frame for index, frame in enumerate(sample_frames)))
+    write_sample(
+        paths.data,
+        competition,
+        tuple(frame.iloc[:300] if index == 0 else frame for index, frame in enumerate(sample_frames)),
+    )
     shutil.copytree(trained_project.experiment_dir("tiny"), paths.experiment_dir("tiny"))
     for history in paths.experiment_dir("tiny").glob("history-*.csv"):
         history.unlink()
@@ -205,7 +228,9 @@ def test_report_user_errors(tmp_path, trained_project, capsys):
 
 
 def test_cli_report_imports_nothing_heavy():
-    code = ("import sys, digit_recognizer.cli.tracking, digit_recognizer.cli; "
-            "heavy = [m for m in ('matplotlib', 'tensorflow', 'keras', 'sklearn') if m in sys.modules]; "
-            "assert not heavy, heavy")
+    code = (
+        "import sys, digit_recognizer.cli.tracking, digit_recognizer.cli; "
+        "heavy = [m for m in ('matplotlib', 'tensorflow', 'keras', 'sklearn') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

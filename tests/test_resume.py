@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from badfiles import write_sample
-from digit_recognizer.modeling import train
 from digit_recognizer.config import Paths
+from digit_recognizer.modeling import train
 
 pytestmark = pytest.mark.slow
 
@@ -38,9 +38,13 @@ class Run:
         with open(self.out_file, "w") as out, open(self.err_file, "w") as err:
             # SIGINT back to its default in the child: a suite started in the background (`cmd &` in a script)
             # inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler, so Ctrl-C would do nothing.
-            self.process = subprocess.Popen([sys.executable, "-m", "digit_recognizer", "--root", str(root), "train", *args],
-                                            stdout=out, stderr=err, env=env,
-                                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "digit_recognizer", "--root", str(root), "train", *args],
+                stdout=out,
+                stderr=err,
+                env=env,
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            )
 
     @property
     def stdout(self) -> str:
@@ -62,7 +66,9 @@ class Run:
         deadline = time.monotonic() + timeout
         while not condition():
             if self.process.poll() is not None:
-                pytest.fail(f"train ended (exit {self.process.returncode}) before the test could interrupt it:\n{self.stdout[-2000:]}\n{self.stderr[-2000:]}")
+                pytest.fail(
+                    f"train ended (exit {self.process.returncode}) before the test could interrupt it:\n{self.stdout[-2000:]}\n{self.stderr[-2000:]}"
+                )
             if time.monotonic() > deadline:
                 self.process.kill()
                 pytest.fail("timed out waiting for training progress")
@@ -139,8 +145,11 @@ def interrupted_holdout(sample_root, tmp_path_factory):
     root = _project(sample_root, tmp_path_factory.mktemp("holdout"))
     seen = {"root": root}
     first = Run(root, "run1", *HOLDOUT_ARGS)
-    first.wait_until(lambda: (root / "models").is_dir() and any((root / "models").iterdir())
-                     and backup_epoch(only_experiment(root)) >= 1)
+    first.wait_until(
+        lambda: (
+            (root / "models").is_dir() and any((root / "models").iterdir()) and backup_epoch(only_experiment(root)) >= 1
+        )
+    )
     experiment = only_experiment(root)
     first.process.send_signal(signal.SIGINT)
     seen["sigint_code"], seen["sigint_stderr"] = first.wait(), first.stderr
@@ -155,7 +164,9 @@ def interrupted_holdout(sample_root, tmp_path_factory):
     seen["run2_first_epoch"] = second.first_epoch()
     seen["experiments_after_kill"] = [p.name for p in (root / "models").iterdir()]
 
-    seen["final_code"], seen["run3_stdout"] = main_in_process("--root", str(root), "train", *HOLDOUT_ARGS, "--name", experiment.name)
+    seen["final_code"], seen["run3_stdout"] = main_in_process(
+        "--root", str(root), "train", *HOLDOUT_ARGS, "--name", experiment.name
+    )
     seen["experiment"] = experiment
     return seen
 
@@ -167,7 +178,11 @@ def test_ctrl_c_prints_one_line_saying_how_to_resume(interrupted_holdout):
     assert "Traceback" not in seen["sigint_stderr"]
     lines = [line for line in seen["sigint_stderr"].splitlines() if line.strip()]
     assert len(lines) == 1, seen["sigint_stderr"]
-    assert lines[0].startswith("interrupted: ") and f"--name {seen['experiment'].name}" in lines[0] and "resume" in lines[0]
+    assert (
+        lines[0].startswith("interrupted: ")
+        and f"--name {seen['experiment'].name}" in lines[0]
+        and "resume" in lines[0]
+    )
 
 
 def test_rerun_without_name_resumes_the_unfinished_experiment(interrupted_holdout):
@@ -193,7 +208,9 @@ def test_rerun_with_name_resumes_and_finishes(interrupted_holdout):
     experiment = seen["experiment"]
     assert seen["final_code"] == 0, seen["run3_stdout"][-3000:]
     assert_resumed_after(seen["run3_stdout"], seen["after_kill"], EPOCHS)
-    assert history_epochs(experiment / "history-0.csv") == list(range(EPOCHS)), (experiment / "history-0.csv").read_text()
+    assert history_epochs(experiment / "history-0.csv") == list(range(EPOCHS)), (
+        experiment / "history-0.csv"
+    ).read_text()
     assert (experiment / "member-0.keras").is_file() and (experiment / "metrics.json").is_file()
     assert not (experiment / "backup-0").exists()
 
@@ -202,8 +219,7 @@ def test_resumed_model_is_as_good_as_an_uninterrupted_one(interrupted_holdout, c
     # same settings trained in one go: on the 200 test digits with the sample's answer key, the resumed
     # model is right within a few digits as often as the uninterrupted one
     from digit_recognizer.data import load_test
-    from digit_recognizer.modeling.inference import load_model_file
-    from digit_recognizer.modeling.inference import predict_probabilities
+    from digit_recognizer.modeling.inference import load_model_file, predict_probabilities
 
     seen = interrupted_holdout
     root = seen["root"]
@@ -321,8 +337,16 @@ def _damages():
         for path in folder.iterdir():
             path.unlink()
 
-    return [truncated_weights, garbage_weights, no_weights, garbage_metadata, no_metadata, epoch_out_of_range,
-            epoch_not_a_number, empty_folder]
+    return [
+        truncated_weights,
+        garbage_weights,
+        no_weights,
+        garbage_metadata,
+        no_metadata,
+        epoch_out_of_range,
+        epoch_not_a_number,
+        empty_folder,
+    ]
 
 
 @pytest.mark.parametrize("damage", _damages(), ids=lambda f: f.__name__)
@@ -350,7 +374,9 @@ def test_early_stopping_resumes_with_its_best_score_wait_and_weights(tmp_path, t
     # after a resume, early stopping knows the best logged epoch (the first maximum), how long it has waited
     # since, and that epoch's weights; the model keeps the latest weights it resumed with
     backup_dir, history = tmp_path / "backup-0", tmp_path / "history-0.csv"
-    history.write_text("epoch,accuracy,loss,val_accuracy,val_loss\n0,0.4,2,0.5,2\n1,0.6,1,0.7,1\n2,0.7,1,0.7,1\n3,0.8,1,0.6,1\n")
+    history.write_text(
+        "epoch,accuracy,loss,val_accuracy,val_loss\n0,0.4,2,0.5,2\n1,0.6,1,0.7,1\n2,0.7,1,0.7,1\n3,0.8,1,0.6,1\n"
+    )
     tiny_model.set_weights(_weights_like(tiny_model, 1.0))
     backup_dir.mkdir()
     tiny_model.save_weights(str(train.best_weights_file(backup_dir, 1)))
@@ -386,8 +412,13 @@ def test_early_stopping_keeps_the_best_and_the_previous_best_weights(tmp_path, t
     for epoch, score in enumerate([0.5, 0.4, 0.6, 0.8, 0.8]):
         early_stopping.on_epoch_end(epoch, {"val_accuracy": score})
         kept.append(sorted(path.name for path in backup_dir.iterdir()))
-    assert kept == [["best-0.weights.h5"], ["best-0.weights.h5"], ["best-0.weights.h5", "best-2.weights.h5"],
-                    ["best-2.weights.h5", "best-3.weights.h5"], ["best-2.weights.h5", "best-3.weights.h5"]]
+    assert kept == [
+        ["best-0.weights.h5"],
+        ["best-0.weights.h5"],
+        ["best-0.weights.h5", "best-2.weights.h5"],
+        ["best-2.weights.h5", "best-3.weights.h5"],
+        ["best-2.weights.h5", "best-3.weights.h5"],
+    ]
 
 
 def test_early_stopping_in_a_real_run_saves_the_best_epoch(tmp_path, sample_root):
@@ -396,8 +427,29 @@ def test_early_stopping_in_a_real_run_saves_the_best_epoch(tmp_path, sample_root
     from digit_recognizer.cli import main
 
     root = _project(sample_root, tmp_path)
-    assert main(["--root", str(root), "train", "--preset", "seed", "--epochs", "10", "--patience", "2", "--learning-rate", "0.03",
-                 "--max-rows", "300", "--name", "stopping", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "--root",
+                str(root),
+                "train",
+                "--preset",
+                "seed",
+                "--epochs",
+                "10",
+                "--patience",
+                "2",
+                "--learning-rate",
+                "0.03",
+                "--max-rows",
+                "300",
+                "--name",
+                "stopping",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     experiment = root / "models" / "stopping"
     logged = pd.read_csv(experiment / "history-0.csv")["val_accuracy"]
     assert 3 <= len(logged) <= 10
@@ -408,14 +460,21 @@ def test_early_stopping_in_a_real_run_saves_the_best_epoch(tmp_path, sample_root
 HEADER = "epoch,accuracy,loss\r\n"
 
 
-@pytest.mark.parametrize("log, completed, expected", [
-    (HEADER + "0,0.1,2\r\n1,0.2,1.9\r\n2,0.3,1.8\r\n", 2, [0, 1]),   # killed after logging epoch 2, before its backup
-    (HEADER + "0,0.1,2\r\n1,0.2,1.9\r\n", 2, [0, 1]),                # consistent: untouched
-    (HEADER + "0,0.1,2\r\n1,0.2,1.9\r\n2,0.3", 2, [0, 1]),           # a half-written last line
-    (HEADER + "0,0.1,2\r\n1,0.2,1.9\r\n", 0, None),                  # no backup: the stale log goes
-    ("epo", 1, None),                                                # a half-written header
-    ("", 1, None),
-])
+@pytest.mark.parametrize(
+    "log, completed, expected",
+    [
+        (
+            HEADER + "0,0.1,2\r\n1,0.2,1.9\r\n2,0.3,1.8\r\n",
+            2,
+            [0, 1],
+        ),  # killed after logging epoch 2, before its backup
+        (HEADER + "0,0.1,2\r\n1,0.2,1.9\r\n", 2, [0, 1]),  # consistent: untouched
+        (HEADER + "0,0.1,2\r\n1,0.2,1.9\r\n2,0.3", 2, [0, 1]),  # a half-written last line
+        (HEADER + "0,0.1,2\r\n1,0.2,1.9\r\n", 0, None),  # no backup: the stale log goes
+        ("epo", 1, None),  # a half-written header
+        ("", 1, None),
+    ],
+)
 def test_trim_history_keeps_the_backed_up_epochs(tmp_path, log, completed, expected):
     # the per-epoch log is cut back to the epochs the backup holds, so resumed runs log each epoch once
     path = tmp_path / "history-0.csv"
@@ -433,7 +492,20 @@ def test_damaged_backup_in_a_real_run_retrains_the_member(tmp_path, sample_root,
     from digit_recognizer.cli import main
 
     root = _project(sample_root, tmp_path)
-    args = ["--root", str(root), "train", "--preset", "seed", "--epochs", "2", "--max-rows", "100", "--name", "junk", "--quiet"]
+    args = [
+        "--root",
+        str(root),
+        "train",
+        "--preset",
+        "seed",
+        "--epochs",
+        "2",
+        "--max-rows",
+        "100",
+        "--name",
+        "junk",
+        "--quiet",
+    ]
     assert main(args) == 0
     experiment = root / "models" / "junk"
     for name in ("metrics.json", "member-0.keras", "valid-0.npz", "oof.npz"):

@@ -40,7 +40,11 @@ def test_no_pickle_modules_imported():
     for path, tree in _sources():
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
-                found += [f"{path.name}: import {alias.name}" for alias in node.names if alias.name.split(".")[0] in UNSAFE_MODULES]
+                found += [
+                    f"{path.name}: import {alias.name}"
+                    for alias in node.names
+                    if alias.name.split(".")[0] in UNSAFE_MODULES
+                ]
             elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in UNSAFE_MODULES:
                 found.append(f"{path.name}: from {node.module} import ...")
     assert found == []
@@ -80,7 +84,10 @@ def test_lambda_model_is_refused(tmp_path):
     outputs = keras.layers.Lambda(lambda x: x * 2)(inputs)
     path = tmp_path / "member-0.keras"
     keras.Model(inputs, outputs).save(path)
-    with pytest.raises(UserError, match=r"member-0.keras: not a loadable Keras model \(it carries Python code, which safe mode does not run\)") as caught:
+    with pytest.raises(
+        UserError,
+        match=r"member-0.keras: not a loadable Keras model \(it carries Python code, which safe mode does not run\)",
+    ) as caught:
         load_model_file(path)
     assert "\n" not in str(caught.value)
     # the same file does load when safety is explicitly off: the refusal is safe mode's, not damage

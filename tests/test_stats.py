@@ -28,7 +28,9 @@ def _wilson_by_formula(correct: int, total: int, z: float = 1.959963984540054) -
 def test_wilson_interval_matches_the_formula(correct, total):
     low, high = wilson_interval(correct, total)
     expected_low, expected_high = _wilson_by_formula(correct, total)
-    assert low == pytest.approx(max(0.0, expected_low), abs=1e-9) and high == pytest.approx(min(1.0, expected_high), abs=1e-9)
+    assert low == pytest.approx(max(0.0, expected_low), abs=1e-9) and high == pytest.approx(
+        min(1.0, expected_high), abs=1e-9
+    )
     assert 0 <= low <= correct / total <= high <= 1
 
 
@@ -53,13 +55,16 @@ def _predictions(only_a: int, only_b: int, both_right: int = 20, both_wrong: int
     return labels, a, b
 
 
-@pytest.mark.parametrize("only_a, only_b, p_value", [
-    (1, 6, 0.125),          # 2 * P(X <= 1 | 7, 1/2) = 2 * 8 / 128
-    (0, 10, 2 / 1024),      # 2 * 0.5^10
-    (5, 5, 1.0),
-    (0, 0, 1.0),            # no disagreement: nothing to test
-    (12, 3, 0.03515625),    # 2 * P(X <= 3 | 15, 1/2) = 2 * 576 / 32768
-])
+@pytest.mark.parametrize(
+    "only_a, only_b, p_value",
+    [
+        (1, 6, 0.125),  # 2 * P(X <= 1 | 7, 1/2) = 2 * 8 / 128
+        (0, 10, 2 / 1024),  # 2 * 0.5^10
+        (5, 5, 1.0),
+        (0, 0, 1.0),  # no disagreement: nothing to test
+        (12, 3, 0.03515625),  # 2 * P(X <= 3 | 15, 1/2) = 2 * 576 / 32768
+    ],
+)
 def test_mcnemar_exact_known_p_values(only_a, only_b, p_value):
     labels, a, b = _predictions(only_a, only_b)
     result = mcnemar_exact(labels, a, b)
@@ -85,8 +90,13 @@ def _experiment(paths: Paths, name: str, rows, labels, predictions) -> None:
     """A finished experiment's files, as training writes them (small arrays, no model needed to compare)."""
     experiment = Experiment(paths, name)
     probabilities = np.eye(10, dtype=np.float32)[np.asarray(predictions)]
-    write_npz(experiment.oof_file, rows=np.asarray(rows), labels=np.asarray(labels), probabilities=probabilities,
-              folds=np.zeros(len(rows), dtype=int))
+    write_npz(
+        experiment.oof_file,
+        rows=np.asarray(rows),
+        labels=np.asarray(labels),
+        probabilities=probabilities,
+        folds=np.zeros(len(rows), dtype=int),
+    )
     experiment.metrics_file.write_text(json.dumps({"members": ["member-0.keras"], "score": 0.5}))
 
 
@@ -117,12 +127,15 @@ def test_compare_refuses_experiments_without_shared_rows(compared):
         compare_experiments(compared, "good", "elsewhere")
 
 
-@pytest.mark.parametrize("args, code, expected", [
-    (["good", "bad"], 0, "beyond chance at 95%: good is better"),
-    (["good", "elsewhere"], 2, "error: 'good' and 'elsewhere' share no validation rows"),
-    (["good", "good"], 2, "error: compare needs two different experiments"),
-    (["good", "nope"], 2, "error: experiment 'nope' not found"),
-])
+@pytest.mark.parametrize(
+    "args, code, expected",
+    [
+        (["good", "bad"], 0, "beyond chance at 95%: good is better"),
+        (["good", "elsewhere"], 2, "error: 'good' and 'elsewhere' share no validation rows"),
+        (["good", "good"], 2, "error: compare needs two different experiments"),
+        (["good", "nope"], 2, "error: experiment 'nope' not found"),
+    ],
+)
 def test_compare_command(compared, capsys, args, code, expected):
     assert main(["--root", str(compared.root), "compare", *args]) == code
     captured = capsys.readouterr()

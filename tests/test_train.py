@@ -12,7 +12,7 @@ def test_ema_momentum_forgets_the_initial_weights(total_steps):
 
     momentum = ema_momentum(total_steps)
     assert 0.0 <= momentum <= 0.999
-    assert momentum ** total_steps <= 4e-4
+    assert momentum**total_steps <= 4e-4
 
 
 @pytest.mark.parametrize("architecture", ["seed", "compact", "deotte"])
@@ -20,8 +20,8 @@ def test_registry_builds_each_architecture(architecture):
     # every registered builder maps a 28x28x1 image to 10 probabilities, and the CLI's list matches the registry
     import numpy as np
 
-    from digit_recognizer.modeling.models import MODEL_BUILDERS, build_model
     from digit_recognizer.config import ARCHITECTURES
+    from digit_recognizer.modeling.models import MODEL_BUILDERS, build_model
 
     assert set(ARCHITECTURES) == set(MODEL_BUILDERS)
     model = build_model(architecture, (28, 28, 1), 10)

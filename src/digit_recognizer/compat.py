@@ -33,8 +33,10 @@ class CompatError(RuntimeError):
 def _require(owner, names, where: str) -> None:
     missing = [name for name in names if not hasattr(owner, name)]
     if missing:
-        raise CompatError(f"{where} has no {', '.join(missing)}: this version is not supported; "
-                          "install the versions in requirements.txt")
+        raise CompatError(
+            f"{where} has no {', '.join(missing)}: this version is not supported; "
+            "install the versions in requirements.txt"
+        )
 
 
 # ---------------------------------------------------------------- Keras
@@ -50,11 +52,16 @@ def atomic_backup_callback(backup_dir: Path):
             Path(self.backup_dir).mkdir(parents=True, exist_ok=True)
             with atomic_path(Path(self._weights_path), suffix=".weights.h5") as tmp:
                 self.model.save_weights(filepath=str(tmp), overwrite=True)
-            write_json(Path(self._training_metadata_path), {"epoch": self._current_epoch, "batch": self._last_batch_seen})
+            write_json(
+                Path(self._training_metadata_path), {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+            )
 
     callback = AtomicBackupAndRestore(str(backup_dir), save_freq="epoch", delete_checkpoint=False)
     _require(callback, BACKUP_ATTRIBUTES, "keras.callbacks.BackupAndRestore")
-    if Path(callback._weights_path).name != BACKUP_WEIGHTS or Path(callback._training_metadata_path).name != BACKUP_METADATA:
+    if (
+        Path(callback._weights_path).name != BACKUP_WEIGHTS
+        or Path(callback._training_metadata_path).name != BACKUP_METADATA
+    ):
         raise CompatError("keras.callbacks.BackupAndRestore names its files differently: this version is not supported")
     return callback
 

@@ -48,7 +48,7 @@ class Validation:
     def accuracy(self) -> float:
         return float((self.predictions == self.labels).mean()) if len(self.labels) else 0.0
 
-    def take(self, rows: np.ndarray) -> "Validation":
+    def take(self, rows: np.ndarray) -> Validation:
         """The predictions for ``rows`` (each of which was validated), in that order."""
         order = np.argsort(self.rows, kind="stable")
         positions = order[np.searchsorted(self.rows, rows, sorter=order)]
@@ -177,20 +177,27 @@ class Experiment:
         if ignore_name:
             ours.pop("name", None)
             theirs.pop("name", None)
-            return bool(theirs) and ours == theirs and (recorded == fingerprint or recorded.startswith(f"{fingerprint}-n"))
+            return (
+                bool(theirs) and ours == theirs and (recorded == fingerprint or recorded.startswith(f"{fingerprint}-n"))
+            )
         return bool(theirs) and ours == theirs and recorded == fingerprint
 
     def read_metrics(self) -> dict:
         """metrics.json, checked: its member model files must be plain ``.keras`` names inside the folder."""
         if not self.metrics_file.is_file():
-            raise UserError(f"experiment '{self.name}' has no finished training ({self.metrics_file} missing); train it first")
+            raise UserError(
+                f"experiment '{self.name}' has no finished training ({self.metrics_file} missing); train it first"
+            )
         try:
             metrics = json.loads(self.metrics_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):  # also UnicodeDecodeError
             metrics = None
         members = metrics.get("members") if isinstance(metrics, dict) else None
-        if not (isinstance(members, list) and members and all(isinstance(name, str) and name == Path(name).name
-                                                               and name.endswith(".keras") for name in members)):
+        if not (
+            isinstance(members, list)
+            and members
+            and all(isinstance(name, str) and name == Path(name).name and name.endswith(".keras") for name in members)
+        ):
             raise UserError(f"{self.metrics_file}: corrupt metrics file; retrain the experiment")
         return metrics
 
@@ -208,15 +215,25 @@ class Experiment:
         try:
             with np.load(path, allow_pickle=False) as saved:
                 folds = saved["folds"].astype(np.int64) if "folds" in saved.files else None
-                validation = Validation(saved["rows"].astype(np.int64), saved["labels"].astype(np.int64),
-                                        saved["probabilities"].astype(np.float32), folds)
+                validation = Validation(
+                    saved["rows"].astype(np.int64),
+                    saved["labels"].astype(np.int64),
+                    saved["probabilities"].astype(np.float32),
+                    folds,
+                )
         except FileNotFoundError:
             raise UserError(f"{path}: missing; retrain experiment '{self.name}'") from None
         except (OSError, ValueError, KeyError) as error:
             raise UserError(f"{path}: not readable ({quote(error)}); retrain experiment '{self.name}'") from None
         count = len(validation.rows)
-        if validation.labels.shape != (count,) or validation.probabilities.ndim != 2 or len(validation.probabilities) != count:
-            raise UserError(f"{path}: rows, labels and probabilities disagree in length; retrain experiment '{self.name}'")
+        if (
+            validation.labels.shape != (count,)
+            or validation.probabilities.ndim != 2
+            or len(validation.probabilities) != count
+        ):
+            raise UserError(
+                f"{path}: rows, labels and probabilities disagree in length; retrain experiment '{self.name}'"
+            )
         return validation
 
     def read_member_validation(self, member) -> Validation:
@@ -226,7 +243,9 @@ class Experiment:
     def read_ensemble(self) -> dict:
         return _read_json(self.ensemble_file, f"ensemble '{self.name}'")
 
-    def read_test_probabilities(self, test_fingerprint: str, expected_shape: tuple, tta: bool = False) -> np.ndarray | None:
+    def read_test_probabilities(
+        self, test_fingerprint: str, expected_shape: tuple, tta: bool = False
+    ) -> np.ndarray | None:
         """Saved test probabilities, if they were predicted from the test file with this fingerprint and have
         the expected shape; None otherwise (never predicted, damaged, or test.csv changed since)."""
         path = self.test_probabilities_file(tta)
@@ -257,7 +276,10 @@ def finished(paths: Paths) -> list[str]:
     if not paths.models.is_dir():
         return []
     done = [folder for folder in paths.models.iterdir() if (folder / METRICS_FILE).is_file()]
-    return [folder.name for folder in sorted(done, key=lambda folder: ((folder / METRICS_FILE).stat().st_mtime, folder.name))]
+    return [
+        folder.name
+        for folder in sorted(done, key=lambda folder: ((folder / METRICS_FILE).stat().st_mtime, folder.name))
+    ]
 
 
 def ensembles(paths: Paths) -> list[str]:
@@ -289,8 +311,10 @@ def find(paths: Paths, name: str | None, allow_ensemble: bool = False) -> Experi
             return experiment
         raise UserError(f"'{name}' is an ensemble (it has no models of its own); name one of its member experiments")
     if experiment.is_started:
-        raise UserError(f"experiment '{name}' has no finished training ({experiment.metrics_file} missing); "
-                        f"finish it with `digit-recognizer train --name {name}` and the same options")
+        raise UserError(
+            f"experiment '{name}' has no finished training ({experiment.metrics_file} missing); "
+            f"finish it with `digit-recognizer train --name {name}` and the same options"
+        )
     known = finished(paths)
     hint = f"trained: {', '.join(known[-5:])}" if known else "none trained yet; run `digit-recognizer train` first"
     raise UserError(f"experiment {quote(name)} not found under {paths.models} ({hint})")
@@ -303,6 +327,10 @@ def resumable(paths: Paths, config_values: dict, fingerprint: str) -> str | None
     candidates = []
     for folder in paths.models.iterdir():
         experiment = Experiment(paths, folder.name)
-        if experiment.is_started and not experiment.is_finished and experiment.same_run(config_values, fingerprint, ignore_name=True):
+        if (
+            experiment.is_started
+            and not experiment.is_finished
+            and experiment.same_run(config_values, fingerprint, ignore_name=True)
+        ):
             candidates.append((experiment.config_file.stat().st_mtime, folder.name))
     return max(candidates)[1] if candidates else None

@@ -41,12 +41,18 @@ TIMEOUT_ENV = "DIGIT_RECOGNIZER_KAGGLE_TIMEOUT"
 DEFAULT_TIMEOUT = 60.0
 API_SETTINGS_URL = "https://www.kaggle.com/settings/api"
 
-NO_CREDENTIALS = ("no Kaggle credentials: put kaggle.json in ~/.kaggle/ or set KAGGLE_USERNAME and KAGGLE_KEY "
-                  f"(or KAGGLE_API_TOKEN); create a token at {API_SETTINGS_URL}")
-BAD_CREDENTIALS = ("Kaggle rejected the credentials (HTTP 401): create a new API token at "
-                   f"{API_SETTINGS_URL} and update ~/.kaggle/kaggle.json, KAGGLE_USERNAME/KAGGLE_KEY or KAGGLE_API_TOKEN")
-TOKEN_REJECTED = ("Kaggle did not accept the API token (KAGGLE_API_TOKEN or ~/.kaggle/access_token): "
-                  f"it may be expired or revoked; create a new one at {API_SETTINGS_URL}")
+NO_CREDENTIALS = (
+    "no Kaggle credentials: put kaggle.json in ~/.kaggle/ or set KAGGLE_USERNAME and KAGGLE_KEY "
+    f"(or KAGGLE_API_TOKEN); create a token at {API_SETTINGS_URL}"
+)
+BAD_CREDENTIALS = (
+    "Kaggle rejected the credentials (HTTP 401): create a new API token at "
+    f"{API_SETTINGS_URL} and update ~/.kaggle/kaggle.json, KAGGLE_USERNAME/KAGGLE_KEY or KAGGLE_API_TOKEN"
+)
+TOKEN_REJECTED = (
+    "Kaggle did not accept the API token (KAGGLE_API_TOKEN or ~/.kaggle/access_token): "
+    f"it may be expired or revoked; create a new one at {API_SETTINGS_URL}"
+)
 
 
 class KaggleError(UserError):
@@ -133,7 +139,12 @@ def username() -> str:
 
 def _secrets() -> list[str]:
     """Every credential value present, longest first, for scrubbing text."""
-    values = {_access_token(), _legacy_credentials()[1], os.environ.get("KAGGLE_KEY", ""), os.environ.get("KAGGLE_API_TOKEN", "")}
+    values = {
+        _access_token(),
+        _legacy_credentials()[1],
+        os.environ.get("KAGGLE_KEY", ""),
+        os.environ.get("KAGGLE_API_TOKEN", ""),
+    }
     for path in _token_files():
         values.add(_read_text(path))
     oauth = _oauth_credentials()
@@ -182,9 +193,18 @@ def endpoint_override() -> str | None:
         port = parts.port
     except ValueError:
         port = None
-    if parts.scheme != "http" or not parts.hostname or not _is_loopback(parts.hostname) or parts.path.strip("/") or parts.query or port is None:
-        raise UserError(f"{ENDPOINT_ENV} must be a loopback address like http://127.0.0.1:PORT "
-                        f"(a local stand-in for Kaggle's API), got '{value}'; unset it to use Kaggle")
+    if (
+        parts.scheme != "http"
+        or not parts.hostname
+        or not _is_loopback(parts.hostname)
+        or parts.path.strip("/")
+        or parts.query
+        or port is None
+    ):
+        raise UserError(
+            f"{ENDPOINT_ENV} must be a loopback address like http://127.0.0.1:PORT "
+            f"(a local stand-in for Kaggle's API), got '{value}'; unset it to use Kaggle"
+        )
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return f"http://{host}:{port}"
 
@@ -297,7 +317,9 @@ def _server_message(error) -> str:
 
 def is_daily_limit(message: str) -> bool:
     text = message.lower()
-    return ("daily" in text or "per day" in text or "today" in text) and ("limit" in text or "allowance" in text or "submission" in text)
+    return ("daily" in text or "per day" in text or "today" in text) and (
+        "limit" in text or "allowance" in text or "submission" in text
+    )
 
 
 def _http_message(status: int | None, message: str, action: str, subject: Subject) -> str:
@@ -305,23 +327,33 @@ def _http_message(status: int | None, message: str, action: str, subject: Subjec
     if status == 401:
         return BAD_CREDENTIALS
     if is_daily_limit(message) or status == 429:
-        return (f"{action}: daily submission limit reached for {subject.name} ({message}); "
-                "the file is kept: submit it again after the limit resets (midnight UTC)")
+        return (
+            f"{action}: daily submission limit reached for {subject.name} ({message}); "
+            "the file is kept: submit it again after the limit resets (midnight UTC)"
+        )
     if status == 403 and subject.kind == "competition" and ("rule" in lower or "accept" in lower):
-        return (f"{action}: you must accept this competition's rules first: open {subject.rules_url}, "
-                "click 'I Understand and Accept', then run the command again")
+        return (
+            f"{action}: you must accept this competition's rules first: open {subject.rules_url}, "
+            "click 'I Understand and Accept', then run the command again"
+        )
     if status == 403:
         if subject.kind == "kernel":
-            return (f"{action}: permission denied for kernel '{subject.name}' (HTTP 403: {message}); "
-                    "check the kernel id (owner/slug) belongs to the account of the credentials")
-        return (f"{action}: permission denied for competition '{subject.name}' (HTTP 403: {message}); "
-                f"check the slug in competition/competition.json, that you joined the competition at {subject.rules_url}, "
-                "and that the credentials are the right account's")
+            return (
+                f"{action}: permission denied for kernel '{subject.name}' (HTTP 403: {message}); "
+                "check the kernel id (owner/slug) belongs to the account of the credentials"
+            )
+        return (
+            f"{action}: permission denied for competition '{subject.name}' (HTTP 403: {message}); "
+            f"check the slug in competition/competition.json, that you joined the competition at {subject.rules_url}, "
+            "and that the credentials are the right account's"
+        )
     if status == 404:
         if subject.kind == "kernel":
             return f"{action}: Kaggle found no kernel '{subject.name}' (HTTP 404); check the kernel id (owner/slug), or push it first"
-        return (f"{action}: Kaggle found no competition '{subject.name}' (HTTP 404); "
-                f"check the slug in competition/competition.json (the competition is {subject.url})")
+        return (
+            f"{action}: Kaggle found no competition '{subject.name}' (HTTP 404); "
+            f"check the slug in competition/competition.json (the competition is {subject.url})"
+        )
     if status is not None and status >= 500:
         return f"{action}: Kaggle's server failed (HTTP {status}); this is on Kaggle's side: try again in a few minutes"
     return f"{action}: Kaggle refused the request (HTTP {status}: {message})"
@@ -339,16 +371,24 @@ def translate(error: BaseException, action: str, subject: Subject | None = None)
     if isinstance(error, requests.HTTPError):
         response = error.response
         status = response.status_code if response is not None else None
-        return KaggleError(_http_message(status, _server_message(error), action, subject),
-                           retryable=status is not None and (status >= 500 or status == 429))
+        return KaggleError(
+            _http_message(status, _server_message(error), action, subject),
+            retryable=status is not None and (status >= 500 or status == 429),
+        )
     text = scrub(str(error))
     if isinstance(error, requests.Timeout) or "timed out" in text.lower():
-        return KaggleError(f"{action}: Kaggle did not answer within {request_timeout():g} s (timed out); "
-                           "check the network connection and try again later", retryable=True)
+        return KaggleError(
+            f"{action}: Kaggle did not answer within {request_timeout():g} s (timed out); "
+            "check the network connection and try again later",
+            retryable=True,
+        )
     if isinstance(error, requests.ConnectionError):
         reason = "connection refused" if "refused" in text.lower() else "no connection"
-        return KaggleError(f"{action}: cannot reach Kaggle ({reason}); check the network connection (and proxy settings) "
-                           "and try again", retryable=True)
+        return KaggleError(
+            f"{action}: cannot reach Kaggle ({reason}); check the network connection (and proxy settings) "
+            "and try again",
+            retryable=True,
+        )
     if isinstance(error, ValueError):
         return UserError(f"{action}: {' '.join(text.split())[:300]}")
     return UserError(f"{action}: the Kaggle client failed ({type(error).__name__}: {' '.join(text.split())[:200]})")
@@ -381,8 +421,10 @@ def download_competition_zip(competition, dest_dir: Path, quiet: bool | None = N
     zips = sorted(dest_dir.glob("*.zip"))
     if len(zips) == 1:
         return zips[0]
-    raise UserError(f"{action}: the Kaggle client saved no zip file in {dest_dir}; try again, "
-                    f"or download it by hand from {competition.url}/data and run `digit-recognizer fetch --zip FILE`")
+    raise UserError(
+        f"{action}: the Kaggle client saved no zip file in {dest_dir}; try again, "
+        f"or download it by hand from {competition.url}/data and run `digit-recognizer fetch --zip FILE`"
+    )
 
 
 # ---------------------------------------------------------------- submissions
@@ -438,15 +480,17 @@ def list_submissions(competition, page_size: int = 20) -> list[RemoteSubmission]
     for item in items:
         if item is None:
             continue
-        submissions.append(RemoteSubmission(
-            ref=str(item.ref or ""),
-            date=_date_text(item.date),
-            file_name=scrub(item.file_name or ""),
-            description=scrub(item.description or ""),
-            status=_status_name(item.status),
-            public_score=str(item.public_score or ""),
-            error=" ".join(scrub(item.error_description or "").split()),
-        ))
+        submissions.append(
+            RemoteSubmission(
+                ref=str(item.ref or ""),
+                date=_date_text(item.date),
+                file_name=scrub(item.file_name or ""),
+                description=scrub(item.description or ""),
+                status=_status_name(item.status),
+                public_score=str(item.public_score or ""),
+                error=" ".join(scrub(item.error_description or "").split()),
+            )
+        )
     return submissions
 
 
@@ -470,10 +514,12 @@ def kernels_push(folder: Path, kernel_id: str) -> KernelPush:
     if response.error:
         raise UserError(f"{action}: Kaggle refused it ({' '.join(scrub(response.error).split())[:200]})")
     warnings = []
-    for label, values in (("competition sources", response.invalid_competition_sources),
-                          ("dataset sources", response.invalid_dataset_sources),
-                          ("kernel sources", response.invalid_kernel_sources),
-                          ("tags", response.invalid_tags)):
+    for label, values in (
+        ("competition sources", response.invalid_competition_sources),
+        ("dataset sources", response.invalid_dataset_sources),
+        ("kernel sources", response.invalid_kernel_sources),
+        ("tags", response.invalid_tags),
+    ):
         if values:
             warnings.append(f"Kaggle ignored invalid {label}: {', '.join(map(str, values))}")
     return KernelPush(str(response.ref or kernel_id), str(response.url or ""), response.version_number, tuple(warnings))
@@ -511,7 +557,10 @@ def kernels_status(kernel_id: str) -> tuple[str, str]:
     """(status, failure message) of the kernel's latest run with ``kernels_status``: status is one of queued,
     running, complete, error, cancel_requested, cancel_acknowledged, new_script."""
     api = client()
-    with _kernel_call(f"cannot get the status of kernel {kernel_id}", kernel_id), contextlib.redirect_stdout(io.StringIO()):
+    with (
+        _kernel_call(f"cannot get the status of kernel {kernel_id}", kernel_id),
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
         response = api.kernels_status(kernel_id)
     return _status_name(response.status), " ".join(scrub(response.failure_message or "").split())
 
@@ -533,8 +582,11 @@ def kernels_output(kernel_id: str, folder: Path, file_pattern: str | None = None
     pattern = SAFE_OUTPUT_NAME if file_pattern is None else f"(?={SAFE_OUTPUT_NAME}){file_pattern}"
     api = client()
     slug = kernel_id.split("/", 1)[-1]
-    with (_kernel_call(f"cannot download the output of kernel {kernel_id}", kernel_id),
-          contextlib.redirect_stdout(io.StringIO()), checked_client_downloads(request_timeout())):
+    with (
+        _kernel_call(f"cannot download the output of kernel {kernel_id}", kernel_id),
+        contextlib.redirect_stdout(io.StringIO()),
+        checked_client_downloads(request_timeout()),
+    ):
         files, _ = api.kernels_output(kernel_id, str(folder), file_pattern=pattern, force=True, quiet=True)
     inside = folder.resolve()
     log_file = folder / f"{slug}.log"

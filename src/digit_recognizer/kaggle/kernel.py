@@ -71,8 +71,10 @@ def read_metadata(folder: Path) -> dict:
 
 def check_kernel_id(kernel_id: str) -> str:
     if not KERNEL_ID_PATTERN.match(kernel_id or ""):
-        raise UserError(f"kernel id '{kernel_id}' must look like USER/SLUG: your Kaggle user name, a slash, "
-                        "and a slug of 5-50 lowercase letters, digits and hyphens (e.g. jane/digit-recognizer-cnn)")
+        raise UserError(
+            f"kernel id '{kernel_id}' must look like USER/SLUG: your Kaggle user name, a slash, "
+            "and a slug of 5-50 lowercase letters, digits and hyphens (e.g. jane/digit-recognizer-cnn)"
+        )
     return kernel_id
 
 
@@ -85,8 +87,11 @@ def title_for(slug: str) -> str:
 # ---------------------------------------------------------------- bundle
 def package_files(package_dir: Path) -> list[Path]:
     """The package's files, sorted, without caches."""
-    return sorted(path for path in Path(package_dir).rglob("*")
-                  if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo"))
+    return sorted(
+        path
+        for path in Path(package_dir).rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo")
+    )
 
 
 def build_bundle(competition: Competition, package_dir: Path | None = None) -> bytes:
@@ -96,6 +101,7 @@ def build_bundle(competition: Competition, package_dir: Path | None = None) -> b
     package_dir = Path(package_dir or Path(digit_recognizer.__file__).parent)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+
         def add(name: str, data: bytes) -> None:
             info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
             info.compress_type = zipfile.ZIP_DEFLATED
@@ -111,7 +117,7 @@ def build_bundle(competition: Competition, package_dir: Path | None = None) -> b
 
 def _bundle_literal(bundle: bytes, width: int = 100) -> str:
     text = base64.b64encode(bundle).decode("ascii")
-    lines = [f'    "{text[start:start + width]}"' for start in range(0, len(text), width)]
+    lines = [f'    "{text[start : start + width]}"' for start in range(0, len(text), width)]
     return "(\n" + "\n".join(lines) + "\n)"
 
 
@@ -162,9 +168,17 @@ def default_kernel_id(folder: Path) -> str | None:
     return f"{user}/{DEFAULT_SLUG}" if user else None
 
 
-def build_kernel(paths: Paths, competition: Competition, kernel_id: str | None = None, title: str | None = None,
-                 preset: str = "fast", run_args: list[str] | None = None, enable_gpu: bool = True,
-                 is_private: bool = True, folder: Path | None = None) -> KernelBuild:
+def build_kernel(
+    paths: Paths,
+    competition: Competition,
+    kernel_id: str | None = None,
+    title: str | None = None,
+    preset: str = "fast",
+    run_args: list[str] | None = None,
+    enable_gpu: bool = True,
+    is_private: bool = True,
+    folder: Path | None = None,
+) -> KernelBuild:
     """Write ``kernel-metadata.json`` and the self-contained script into ``folder`` (default competition/kernel/)."""
     from digit_recognizer.modeling.presets import get_preset
 
@@ -175,8 +189,9 @@ def build_kernel(paths: Paths, competition: Competition, kernel_id: str | None =
     folder = check_folder(Path(folder) if folder else kernel_folder(paths))
     kernel_id = kernel_id or default_kernel_id(folder)
     if not kernel_id:
-        raise UserError("no kernel id: pass --kernel-id USER/SLUG (your Kaggle user name and a slug, "
-                        f"e.g. jane/{DEFAULT_SLUG})")
+        raise UserError(
+            f"no kernel id: pass --kernel-id USER/SLUG (your Kaggle user name and a slug, e.g. jane/{DEFAULT_SLUG})"
+        )
     check_kernel_id(kernel_id)
     title = title or title_for(kernel_id.split("/", 1)[1])
     if len(title) < 5:

@@ -35,8 +35,15 @@ CANCELLED = ("cancel_requested", "cancel_acknowledged")
 # ---------------------------------------------------------------- pushes
 def record_push(kernel_folder: Path, kernel_id: str, version: int | None, url: str) -> None:
     """Remember the version this project pushed, so its output is filed under that version."""
-    write_json(Path(kernel_folder) / PUSH_RECORD, {"id": kernel_id, "version": version, "url": url,
-                                                   "pushed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    write_json(
+        Path(kernel_folder) / PUSH_RECORD,
+        {
+            "id": kernel_id,
+            "version": version,
+            "url": url,
+            "pushed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+    )
 
 
 def pushed_version(kernel_folder: Path, kernel_id: str) -> int | None:
@@ -107,8 +114,10 @@ def wait_for_run(kernel_id: str, timeout: float, poll: float, log=print) -> str 
         if status == "error" or status in CANCELLED:
             what = "failed" if status == "error" else "was cancelled"
             _say_log_tail(kernel_id, log)
-            raise UserError(f"kernel {kernel_id}'s run {what} on Kaggle: {message or 'no message'}; "
-                            "fix it, `digit-recognizer kernel build` and push again")
+            raise UserError(
+                f"kernel {kernel_id}'s run {what} on Kaggle: {message or 'no message'}; "
+                "fix it, `digit-recognizer kernel build` and push again"
+            )
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return None
@@ -172,8 +181,10 @@ def _checked(paths, competition, output_folder: Path, kernel_id: str):
 
     submission = output_folder / SUBMISSION
     if not submission.is_file():
-        raise UserError(f"kernel {kernel_id}'s output has no {SUBMISSION}: the run did not write it; "
-                        "check the run's log on Kaggle, then rebuild and push again")
+        raise UserError(
+            f"kernel {kernel_id}'s output has no {SUBMISSION}: the run did not write it; "
+            "check the run's log on Kaggle, then rebuild and push again"
+        )
     try:
         return check_submission(submission, paths, competition)
     except UserError as error:
@@ -187,11 +198,15 @@ def download_output(paths, competition, kernel_id: str, kernel_folder: Path, log
 
     status, message = kaggle_api.kernels_status(kernel_id)
     if status in RUNNING:
-        raise UserError(f"kernel {kernel_id} is {status}: its output is not ready; "
-                        "`digit-recognizer kernel push --wait` waits for it, or try again later")
+        raise UserError(
+            f"kernel {kernel_id} is {status}: its output is not ready; "
+            "`digit-recognizer kernel push --wait` waits for it, or try again later"
+        )
     if status != "complete":
-        raise UserError(f"kernel {kernel_id}'s latest run ended with {status}: {message or 'no message'}; "
-                        "it has no output to submit")
+        raise UserError(
+            f"kernel {kernel_id}'s latest run ended with {status}: {message or 'no message'}; "
+            "it has no output to submit"
+        )
     leaderboard.read_rows(paths.leaderboard)  # a corrupt leaderboard is reported before anything is downloaded
     version = pushed_version(kernel_folder, kernel_id)
     label = f"v{version}" if version else time.strftime("%Y%m%d-%H%M%S", time.gmtime())
@@ -217,18 +232,35 @@ def download_output(paths, competition, kernel_id: str, kernel_folder: Path, log
         log(f"kernel {kernel_id} {label}: output already in {final}")
     check = _checked(paths, competition, final, kernel_id)
     run = _read_json(final / RUN_FILE)
-    leaderboard.record_kernel_output(paths, experiment, _run_metrics(final, run), final / SUBMISSION, check.accuracy,
-                                     source=f"kernel {kernel_id} {label}")
-    return KernelOutput(kernel_id, final, final / SUBMISSION, experiment, label, check.rows, check.accuracy, run, downloaded)
+    leaderboard.record_kernel_output(
+        paths,
+        experiment,
+        _run_metrics(final, run),
+        final / SUBMISSION,
+        check.accuracy,
+        source=f"kernel {kernel_id} {label}",
+    )
+    return KernelOutput(
+        kernel_id, final, final / SUBMISSION, experiment, label, check.rows, check.accuracy, run, downloaded
+    )
 
 
 def latest_output(paths, kernel_id: str) -> Path:
     """The newest downloaded output folder of the kernel (by its submission.csv's download time)."""
     root = output_root(paths, kernel_id)
-    folders = [folder for folder in root.iterdir() if folder.is_dir() and not folder.name.startswith(".")
-               and (folder / SUBMISSION).is_file()] if root.is_dir() else []
+    folders = (
+        [
+            folder
+            for folder in root.iterdir()
+            if folder.is_dir() and not folder.name.startswith(".") and (folder / SUBMISSION).is_file()
+        ]
+        if root.is_dir()
+        else []
+    )
     if not folders:
-        raise UserError(f"no downloaded output of kernel {kernel_id} in {root}; run `digit-recognizer kernel output` first")
+        raise UserError(
+            f"no downloaded output of kernel {kernel_id} in {root}; run `digit-recognizer kernel output` first"
+        )
     return max(folders, key=lambda folder: (folder / SUBMISSION).stat().st_mtime)
 
 

@@ -56,23 +56,29 @@ def version_problem(tensorflow_version, keras_version):
     if not old:
         return None
     wanted = "TensorFlow {}.{}".format(*MINIMUM_TENSORFLOW) + " and Keras {}.{}".format(*MINIMUM_KERAS)
-    return (f"this kernel needs {wanted} or newer, but the environment has {' and '.join(old)}: "
-            "in the kernel's settings choose 'Always use latest environment' (or a newer pinned one) and run it again")
+    return (
+        f"this kernel needs {wanted} or newer, but the environment has {' and '.join(old)}: "
+        "in the kernel's settings choose 'Always use latest environment' (or a newer pinned one) and run it again"
+    )
 
 
 def describe():
     training = " ".join([f"--preset {PRESET}", *RUN_ARGS])
-    return (f"Train digit-recognizer ({BUILT_WITH}) with {training} on the competition's mounted input and write "
-            "submission.csv, kernel-run.json, models/, reports/ and submissions/ to /kaggle/working "
-            f"(or ${KAGGLE_DIR_ENV}/working).")
+    return (
+        f"Train digit-recognizer ({BUILT_WITH}) with {training} on the competition's mounted input and write "
+        "submission.csv, kernel-run.json, models/, reports/ and submissions/ to /kaggle/working "
+        f"(or ${KAGGLE_DIR_ENV}/working)."
+    )
 
 
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(
-        prog=Path(sys.argv[0] or "digit_recognizer_kernel.py").name, description=describe(),
+        prog=Path(sys.argv[0] or "digit_recognizer_kernel.py").name,
+        description=describe(),
         epilog=f"Needs TensorFlow >= {'.'.join(map(str, MINIMUM_TENSORFLOW))} and Keras >= "
-               f"{'.'.join(map(str, MINIMUM_KERAS))} (Kaggle's preinstalled ones). The training options were fixed "
-               "by `digit-recognizer kernel build`: rebuild the kernel to change them.")
+        f"{'.'.join(map(str, MINIMUM_KERAS))} (Kaggle's preinstalled ones). The training options were fixed "
+        "by `digit-recognizer kernel build`: rebuild the kernel to change them.",
+    )
     arguments, unknown = parser.parse_known_args(argv)
     if unknown and not _in_notebook():  # Jupyter passes its own -f connection file; anything else is a mistake
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
@@ -98,13 +104,16 @@ def check_versions():
         import keras
         import tensorflow as tf
     except ImportError as error:
-        print(f"error: this kernel needs TensorFlow and Keras ({error}); use Kaggle's default Python environment",
-              file=sys.stderr, flush=True)
-        raise SystemExit(1)
+        print(
+            f"error: this kernel needs TensorFlow and Keras ({error}); use Kaggle's default Python environment",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SystemExit(1) from None
     problem = version_problem(tf.__version__, keras.__version__)
     if problem:
         print(f"error: {problem}", file=sys.stderr, flush=True)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     gpus = tf.config.list_physical_devices("GPU")
     names = ": " + ", ".join(gpu.name for gpu in gpus) if gpus else ""
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}: {len(gpus)} GPU(s){names}", flush=True)
@@ -127,9 +136,11 @@ def chance_warning(score, num_classes):
     if score is None or score >= NEAR_CHANCE:
         return ""
     line = "!" * 78
-    return (f"{line}\nWARNING: validation accuracy {score:.3f} is near chance ({1 / num_classes:.2f} for {num_classes} "
-            "classes).\nThe submission.csv written below will score about as badly on Kaggle. Train on more rows "
-            "(--max-rows) or for more epochs, rebuild with `digit-recognizer kernel build` and push again.\n" + line)
+    return (
+        f"{line}\nWARNING: validation accuracy {score:.3f} is near chance ({1 / num_classes:.2f} for {num_classes} "
+        "classes).\nThe submission.csv written below will score about as badly on Kaggle. Train on more rows "
+        "(--max-rows) or for more epochs, rebuild with `digit-recognizer kernel build` and push again.\n" + line
+    )
 
 
 def write_atomically(path, text):
@@ -167,9 +178,17 @@ def main(argv=None):
         print(warning, flush=True)
     target = working / "submission.csv"
     write_atomically(target, (working / "submissions" / "submission.csv").read_text(encoding="utf-8"))
-    run = {"experiment": metrics.get("experiment", ""), "score": metrics.get("score"), "validation": metrics.get("validation", ""),
-           "preset": PRESET, "run_args": RUN_ARGS, "built_with": BUILT_WITH, "tensorflow": tensorflow_version,
-           "keras": keras_version, "near_chance": bool(warning)}
+    run = {
+        "experiment": metrics.get("experiment", ""),
+        "score": metrics.get("score"),
+        "validation": metrics.get("validation", ""),
+        "preset": PRESET,
+        "run_args": RUN_ARGS,
+        "built_with": BUILT_WITH,
+        "tensorflow": tensorflow_version,
+        "keras": keras_version,
+        "near_chance": bool(warning),
+    }
     write_atomically(working / RUN_FILE, json.dumps(run, indent=2, sort_keys=True) + "\n")
     shutil.rmtree(working / "inputs", ignore_errors=True)  # a copy of the mounted input: keep the output small
     shutil.rmtree(bundle_dir, ignore_errors=True)

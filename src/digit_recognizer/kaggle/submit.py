@@ -42,9 +42,14 @@ def experiment_for(file: Path, paths) -> tuple[str, str]:
             return row["experiment"], row["submission_file"]
     if file == paths.latest_submission.resolve() and paths.submissions.is_dir():
         content = file.read_bytes()
-        twins = [candidate for candidate in paths.submissions.glob("*.csv")
-                 if candidate.resolve() != file and candidate.name != paths.leaderboard.name
-                 and candidate.stat().st_size == len(content) and candidate.read_bytes() == content]
+        twins = [
+            candidate
+            for candidate in paths.submissions.glob("*.csv")
+            if candidate.resolve() != file
+            and candidate.name != paths.leaderboard.name
+            and candidate.stat().st_size == len(content)
+            and candidate.read_bytes() == content
+        ]
         if twins:
             twin = max(twins, key=lambda candidate: candidate.stat().st_mtime)
             return twin.stem, _relative(twin, paths.root)
@@ -67,19 +72,34 @@ def submit_file(paths, competition, file: Path, message: str) -> tuple[str, str]
     check = check_submission(file, paths, competition)
     expected = int(competition.rows["test"])
     if check.rows != expected:
-        raise UserError(f"{file}: has {check.rows} rows but the competition's test set has {expected}; it predicts "
-                        "the offline sample: fetch the real data (`digit-recognizer fetch --force`), train and predict again")
+        raise UserError(
+            f"{file}: has {check.rows} rows but the competition's test set has {expected}; it predicts "
+            "the offline sample: fetch the real data (`digit-recognizer fetch --force`), train and predict again"
+        )
     experiment, submission_file = experiment_for(file, paths)
     known = leaderboard.ensure_row(paths, experiment)
     try:
         ref = kaggle_api.submit(competition, file, message.strip())
     except UserError as error:
         if known:
-            leaderboard.upsert(paths.leaderboard, experiment, submission_file=submission_file,
-                               kaggle_status=NOT_SUBMITTED, kaggle_error=str(error))
+            leaderboard.upsert(
+                paths.leaderboard,
+                experiment,
+                submission_file=submission_file,
+                kaggle_status=NOT_SUBMITTED,
+                kaggle_error=str(error),
+            )
         raise
-    leaderboard.upsert(paths.leaderboard, experiment, submission_file=submission_file, kaggle_status=PENDING,
-                       kaggle_ref=ref, kaggle_submitted_at=_utc_now(), kaggle_public_score="", kaggle_error="")
+    leaderboard.upsert(
+        paths.leaderboard,
+        experiment,
+        submission_file=submission_file,
+        kaggle_status=PENDING,
+        kaggle_ref=ref,
+        kaggle_submitted_at=_utc_now(),
+        kaggle_public_score="",
+        kaggle_error="",
+    )
     return ref, experiment
 
 
@@ -97,13 +117,20 @@ def wait_for_score(competition, paths, ref: str, experiment: str, timeout: float
         except UserError as error:
             failures += 1
             if failures >= 3 or not getattr(error, "retryable", False):
-                raise UserError(f"submission {ref} was made, but checking its score failed: {error}; "
-                                "`digit-recognizer submissions` shows it later") from None
+                raise UserError(
+                    f"submission {ref} was made, but checking its score failed: {error}; "
+                    "`digit-recognizer submissions` shows it later"
+                ) from None
             submissions = []
         match = next((item for item in submissions if item.ref == ref), None)
         if match is not None and match.status == COMPLETE:
-            leaderboard.upsert(paths.leaderboard, experiment, kaggle_status=COMPLETE,
-                               kaggle_public_score=match.public_score, kaggle_error="")
+            leaderboard.upsert(
+                paths.leaderboard,
+                experiment,
+                kaggle_status=COMPLETE,
+                kaggle_public_score=match.public_score,
+                kaggle_error="",
+            )
             log(f"submission {ref}: complete, public score {match.public_score or '(not shown)'}")
             return 0
         if match is not None and match.status == ERROR:
@@ -112,12 +139,12 @@ def wait_for_score(competition, paths, ref: str, experiment: str, timeout: float
             raise UserError(f"Kaggle could not score submission {ref}: {reason}; fix the file and submit again")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            print(f"submission {ref} is still pending after {timeout:g} s; `digit-recognizer submissions` shows it later",
-                  file=sys.stderr)
+            print(
+                f"submission {ref} is still pending after {timeout:g} s; `digit-recognizer submissions` shows it later",
+                file=sys.stderr,
+            )
             return 1
         status = match.status if match is not None else "not listed yet"
         log(f"submission {ref}: {status}; checking again in {min(delay, remaining):.1f} s")
         time.sleep(min(delay, remaining))
         delay = min(delay * 1.5, 60.0)
-
-

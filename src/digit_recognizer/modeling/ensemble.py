@@ -25,6 +25,7 @@ from digit_recognizer.experiment import Experiment, Validation, find
 from digit_recognizer.modeling.inference import ensemble_probabilities, load_members
 from digit_recognizer.submission import write_submission
 
+
 @dataclass(frozen=True)
 class EnsembleResult:
     name: str
@@ -85,11 +86,14 @@ def check_name(paths: Paths, name: str, experiments: list[str]) -> None:
         raise UserError(f"--name '{name}' is one of the ensemble's experiments; choose another name")
     target = Experiment(paths, name)
     if target.is_started or target.is_finished:
-        raise UserError(f"--name '{name}': {target.folder} holds a trained experiment, not an ensemble; choose another name")
+        raise UserError(
+            f"--name '{name}': {target.folder} holds a trained experiment, not an ensemble; choose another name"
+        )
 
 
-def ensemble_experiments(paths: Paths, competition: Competition, experiments: list[str], name: str,
-                         weights: str | None = None) -> EnsembleResult:
+def ensemble_experiments(
+    paths: Paths, competition: Competition, experiments: list[str], name: str, weights: str | None = None
+) -> EnsembleResult:
     """Average the experiments' test probabilities, score the average on their shared validation rows, and write
     the ensemble's submission. Refusals (unknown experiment, bad weights or name) happen before anything is written."""
     if len(experiments) < 2 or len(set(experiments)) != len(experiments):
@@ -104,48 +108,75 @@ def ensemble_experiments(paths: Paths, competition: Competition, experiments: li
         member.read_metrics()
     fingerprints = {member.base_fingerprint() for member in members}
     if len(fingerprints) > 1:
-        raise UserError("the experiments were trained on different train.csv files; ensemble experiments of one dataset")
+        raise UserError(
+            "the experiments were trained on different train.csv files; ensemble experiments of one dataset"
+        )
     validations = [member.read_validation() for member in members]
     notes = []
     for member in members:
         if member.is_full_train:
-            notes.append(f"{member.name} was retrained on every row (--full-train): its validation predictions "
-                         "come from the model trained before, so the ensemble's score is an estimate")
+            notes.append(
+                f"{member.name} was retrained on every row (--full-train): its validation predictions "
+                "come from the model trained before, so the ensemble's score is an estimate"
+            )
 
     rows = shared_rows(validations)
     member_scores, score = {}, None
     if len(rows):
         shared = [validation.take(rows) for validation in validations]
         if any(not np.array_equal(member.labels, shared[0].labels) for member in shared[1:]):
-            raise UserError("the experiments disagree on the labels of the same train rows; were they trained on the same train.csv?")
+            raise UserError(
+                "the experiments disagree on the labels of the same train rows; were they trained on the same train.csv?"
+            )
         average = sum(weight * member.probabilities for weight, member in zip(member_weights, shared))
         score = float((average.argmax(1) == shared[0].labels).mean())
-        member_scores = {experiment: float((member.probabilities.argmax(1) == member.labels).mean())
-                         for experiment, member in zip(experiments, shared)}
+        member_scores = {
+            experiment: float((member.probabilities.argmax(1) == member.labels).mean())
+            for experiment, member in zip(experiments, shared)
+        }
     else:
-        notes.append("the experiments share no validation rows (different seeds or splits), so the ensemble has no score")
+        notes.append(
+            "the experiments share no validation rows (different seeds or splits), so the ensemble has no score"
+        )
     kinds = {member.read_metrics().get("validation", "") for member in members}
     validation = kinds.pop() if len(kinds) == 1 else f"shared-{len(rows)}"
 
     test = load_test(paths, competition)
-    probabilities = sum(weight * member_test_probabilities(paths, competition, experiment, test)
-                        for weight, experiment in zip(member_weights, experiments)).astype(np.float32)
+    probabilities = sum(
+        weight * member_test_probabilities(paths, competition, experiment, test)
+        for weight, experiment in zip(member_weights, experiments)
+    ).astype(np.float32)
     ensemble = Experiment(paths, name)
     labels = probabilities.argmax(axis=1)
     finished = time.strftime("%Y-%m-%dT%H:%M:%S")
     submission = write_submission(ensemble.submission_file, labels, competition)
     latest = write_submission(paths.latest_submission, labels, competition)
     ensemble.write_test_probabilities(probabilities, test.fingerprint)
-    write_json(ensemble.ensemble_file, {
-        "ensemble": name,
-        "members": experiments,
-        "weights": member_weights,
-        "validation": validation,
-        "validation_rows": int(len(rows)),
-        "score": score,
-        "member_scores": member_scores,
-        "notes": notes,
-        "finished": finished,
-    })
-    return EnsembleResult(name, experiments, member_weights, validation, int(len(rows)), score, member_scores, finished,
-                          probabilities, submission, latest, notes)
+    write_json(
+        ensemble.ensemble_file,
+        {
+            "ensemble": name,
+            "members": experiments,
+            "weights": member_weights,
+            "validation": validation,
+            "validation_rows": int(len(rows)),
+            "score": score,
+            "member_scores": member_scores,
+            "notes": notes,
+            "finished": finished,
+        },
+    )
+    return EnsembleResult(
+        name,
+        experiments,
+        member_weights,
+        validation,
+        int(len(rows)),
+        score,
+        member_scores,
+        finished,
+        probabilities,
+        submission,
+        latest,
+        notes,
+    )

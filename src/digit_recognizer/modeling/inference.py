@@ -60,10 +60,19 @@ def load_members(paths: Paths, experiment: str) -> list:
     models = []
     for path in Experiment(paths, experiment).member_files():
         model = load_model_file(path)
-        inputs, outputs = tuple(model.input_shape[1:]) if isinstance(model.input_shape, tuple) else None, model.output_shape
-        if inputs != tuple(competition.image_shape) or not isinstance(outputs, tuple) or outputs[-1] != competition.num_classes:
-            raise UserError(f"{path}: a model of {inputs or 'several'} inputs and {outputs} outputs, not one for this competition's "
-                            f"{tuple(competition.image_shape)} images and {competition.num_classes} classes; retrain the experiment")
+        inputs, outputs = (
+            tuple(model.input_shape[1:]) if isinstance(model.input_shape, tuple) else None,
+            model.output_shape,
+        )
+        if (
+            inputs != tuple(competition.image_shape)
+            or not isinstance(outputs, tuple)
+            or outputs[-1] != competition.num_classes
+        ):
+            raise UserError(
+                f"{path}: a model of {inputs or 'several'} inputs and {outputs} outputs, not one for this competition's "
+                f"{tuple(competition.image_shape)} images and {competition.num_classes} classes; retrain the experiment"
+            )
         models.append(model)
     return models
 
@@ -95,14 +104,18 @@ def predict_probabilities(model, images: np.ndarray, batch_size: int = 512) -> n
     """One model's softmax probabilities for uint8 images, in batches."""
     from digit_recognizer.data import to_float
 
-    probabilities = [np.asarray(model(to_float(images[start:start + batch_size]), training=False))
-                     for start in range(0, len(images), batch_size)]
+    probabilities = [
+        np.asarray(model(to_float(images[start : start + batch_size]), training=False))
+        for start in range(0, len(images), batch_size)
+    ]
     if not probabilities:
         return np.zeros((0, int(model.output_shape[-1])), np.float32)
     return np.concatenate(probabilities).astype(np.float32)
 
 
-def predict_experiment(paths: Paths, competition: Competition, experiment: str | None = None, tta: bool = False) -> Prediction:
+def predict_experiment(
+    paths: Paths, competition: Competition, experiment: str | None = None, tta: bool = False
+) -> Prediction:
     """Predict test.csv with an experiment's models; save the probabilities (keyed by test.csv's hash) and write its
     submission and the latest submission.csv."""
     from digit_recognizer.experiment import find

@@ -13,9 +13,11 @@ import tempfile
 
 # What TensorFlow's C++ code prints to stderr while it is imported, whatever TF_CPP_MIN_LOG_LEVEL says
 # (absl logging is not initialised yet); dropped so that a failing command's stderr is its one `error:` line.
-_IMPORT_NOTICES = re.compile(r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-                             r"|I\d{4} [\d:. ]+\d+ (port|cpu_feature_guard)\.cc:\d+\] .*"
-                             r"|To enable the following instructions: .*")
+_IMPORT_NOTICES = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|I\d{4} [\d:. ]+\d+ (port|cpu_feature_guard)\.cc:\d+\] .*"
+    r"|To enable the following instructions: .*"
+)
 
 
 def import_keras_quietly() -> None:
@@ -33,7 +35,10 @@ def import_keras_quietly() -> None:
             os.dup2(saved, 2)
             os.close(saved)
             capture.seek(0)
-            kept = [line for line in capture.read().decode("utf-8", "replace").splitlines()
-                    if line.strip() and not _IMPORT_NOTICES.fullmatch(line)]
+            kept = [
+                line
+                for line in capture.read().decode("utf-8", "replace").splitlines()
+                if line.strip() and not _IMPORT_NOTICES.fullmatch(line)
+            ]
             if kept:
                 print("\n".join(kept), file=sys.stderr, flush=True)

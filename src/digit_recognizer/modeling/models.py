@@ -7,7 +7,7 @@ runs in the tf.data input pipeline, so the saved model is the inference model.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 from keras import layers

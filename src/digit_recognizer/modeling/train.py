@@ -52,12 +52,22 @@ def subset_rows(labels: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
     try:
         rows, _ = train_test_split(np.arange(len(labels)), train_size=max_rows, stratify=labels, random_state=seed)
     except ValueError as error:  # fewer rows than labels
-        raise UserError(f"--max-rows {max_rows}: cannot take a stratified subset of {len(labels)} rows ({error})") from None
+        raise UserError(
+            f"--max-rows {max_rows}: cannot take a stratified subset of {len(labels)} rows ({error})"
+        ) from None
     return np.sort(rows)
 
 
-def make_dataset(images, labels, batch_size: int, num_classes: int, shuffle: bool = False, augment: bool = False, seed: int = 0,
-                 elastic: float = 0.0):
+def make_dataset(
+    images,
+    labels,
+    batch_size: int,
+    num_classes: int,
+    shuffle: bool = False,
+    augment: bool = False,
+    seed: int = 0,
+    elastic: float = 0.0,
+):
     """uint8 images -> batched float32 [0, 1] tf.data pipeline with one-hot labels.
 
     Augmentation (small rotation, zoom and shift, zero fill, never flips) runs here
@@ -96,7 +106,7 @@ def choose_strategy(devices: list[str] | None = None):
 
 
 def resolve_precision(precision: str) -> str:
-    """"auto": mixed_float16 on a GPU, mixed_bfloat16 on a CPU with native bf16 (AVX-512 BF16 or AMX), else float32."""
+    """ "auto": mixed_float16 on a GPU, mixed_bfloat16 on a CPU with native bf16 (AVX-512 BF16 or AMX), else float32."""
     if precision != "auto":
         return precision
     import tensorflow as tf
@@ -134,7 +144,9 @@ def compile_model(model, config: ExperimentConfig, steps_per_epoch: int):
     else:
         raise ValueError(f"unknown schedule '{config.schedule}'")
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, use_ema=config.ema, ema_momentum=ema_momentum(config.epochs * steps_per_epoch)),
+        optimizer=keras.optimizers.Adam(
+            learning_rate=learning_rate, use_ema=config.ema, ema_momentum=ema_momentum(config.epochs * steps_per_epoch)
+        ),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
     )
@@ -158,8 +170,19 @@ def member_seed(seed: int, member) -> int:
     return seed + (1000 + int(text[1:]) if text.startswith("p") else int(text))
 
 
-def train_member(config: ExperimentConfig, competition: Competition, experiment: Experiment, member, train_images, train_labels,
-                 valid_images=None, valid_labels=None, verbose: int = 1, devices: list[str] | None = None, throughput: _Throughput | None = None):
+def train_member(
+    config: ExperimentConfig,
+    competition: Competition,
+    experiment: Experiment,
+    member,
+    train_images,
+    train_labels,
+    valid_images=None,
+    valid_labels=None,
+    verbose: int = 1,
+    devices: list[str] | None = None,
+    throughput: _Throughput | None = None,
+):
     """Train one model (a fold, the holdout model or the full-data model) with resume support; save it atomically."""
     from digit_recognizer.modeling.keras_import import import_keras_quietly
 
@@ -170,12 +193,22 @@ def train_member(config: ExperimentConfig, competition: Competition, experiment:
     strategy = choose_strategy(devices)
     batch_size = config.batch_size
     steps_per_epoch = math.ceil(len(train_images) / batch_size)
-    train_data = make_dataset(train_images, train_labels, batch_size, competition.num_classes, shuffle=True, augment=config.augment,
-                              seed=config.seed, elastic=config.elastic)
+    train_data = make_dataset(
+        train_images,
+        train_labels,
+        batch_size,
+        competition.num_classes,
+        shuffle=True,
+        augment=config.augment,
+        seed=config.seed,
+        elastic=config.elastic,
+    )
     valid_data = None
     if valid_images is not None:
         valid_data = make_dataset(valid_images, valid_labels, 512, competition.num_classes)
-    keras.mixed_precision.set_global_policy(resolve_precision(config.precision))  # after the input pipeline: augmentation stays float32
+    keras.mixed_precision.set_global_policy(
+        resolve_precision(config.precision)
+    )  # after the input pipeline: augmentation stays float32
 
     with strategy.scope():
         from digit_recognizer.modeling.models import build_model
@@ -188,8 +221,19 @@ def train_member(config: ExperimentConfig, competition: Competition, experiment:
     with strategy.scope():
         completed = check_backup(model, backup_dir, config.epochs)
     if completed is None:  # the backup was unusable and is deleted: train this member afresh, same initialisation
-        return train_member(config, competition, experiment, member, train_images, train_labels, valid_images, valid_labels,
-                            verbose=verbose, devices=devices, throughput=throughput)
+        return train_member(
+            config,
+            competition,
+            experiment,
+            member,
+            train_images,
+            train_labels,
+            valid_images,
+            valid_labels,
+            verbose=verbose,
+            devices=devices,
+            throughput=throughput,
+        )
     trim_history(history_file, completed)
     # The log first, the backup last: a kill between the two logs an epoch the backup lacks, and trim_history
     # drops that row on resume, so the log ends with each epoch exactly once. Early stopping saves its best
@@ -200,8 +244,14 @@ def train_member(config: ExperimentConfig, competition: Competition, experiment:
     # Kept until the member's outputs are saved (train_experiment deletes it), so a kill in between resumes at the end.
     callbacks.append(atomic_backup_callback(backup_dir))
     started = time.perf_counter()
-    history = model.fit(train_data, validation_data=valid_data, epochs=config.epochs, callbacks=callbacks, verbose=verbose,
-                        shuffle=False)  # tf.data shuffles already; Keras would warn that it ignores shuffle=True
+    history = model.fit(
+        train_data,
+        validation_data=valid_data,
+        epochs=config.epochs,
+        callbacks=callbacks,
+        verbose=verbose,
+        shuffle=False,
+    )  # tf.data shuffles already; Keras would warn that it ignores shuffle=True
     if throughput is not None:
         throughput.seconds += time.perf_counter() - started
         throughput.images += len(train_images) * len(history.epoch)
@@ -279,7 +329,10 @@ def check_backup(model, backup_dir: Path, epochs: int) -> int | None:
         model.load_weights(backup_dir / BACKUP_WEIGHTS)  # what BackupAndRestore does when fit starts
     except Exception as error:  # any damage: h5py, JSON, Keras and OS errors all mean "start afresh"
         reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else type(error).__name__
-        print(f"warning: the backup in {backup_dir} cannot be resumed from ({reason}); training this model from the start", flush=True)
+        print(
+            f"warning: the backup in {backup_dir} cannot be resumed from ({reason}); training this model from the start",
+            flush=True,
+        )
         shutil.rmtree(backup_dir, ignore_errors=True)
         return None
     return epoch
@@ -295,13 +348,21 @@ def trim_history(history_file: Path, completed: int) -> None:
         history_file.unlink()
         return
     width = len(lines[0].rstrip("\r\n").split(","))
-    kept = [line for line in lines[1:] if line.endswith("\n") and len(fields := line.rstrip("\r\n").split(",")) == width
-            and fields[0].isdigit() and int(fields[0]) < completed]
+    kept = [
+        line
+        for line in lines[1:]
+        if line.endswith("\n")
+        and len(fields := line.rstrip("\r\n").split(",")) == width
+        and fields[0].isdigit()
+        and int(fields[0]) < completed
+    ]
     if len(kept) != len(lines) - 1:
         write_text(history_file, "".join([lines[0], *kept]))
 
 
-def prepare_experiment(paths: Paths, config: ExperimentConfig, fingerprint: str, split_file: Path, write: bool = True) -> Experiment:
+def prepare_experiment(
+    paths: Paths, config: ExperimentConfig, fingerprint: str, split_file: Path, write: bool = True
+) -> Experiment:
     """Create models/<name>/ with config.json, or check an existing one is the same run (then it resumes).
     ``write=False`` only checks (a refused run must not have written anything first)."""
     experiment = Experiment(paths, config.name)
@@ -313,23 +374,46 @@ def prepare_experiment(paths: Paths, config: ExperimentConfig, fingerprint: str,
     record = {"config": config.to_dict(), "data_fingerprint": fingerprint, "split_file": split_text}
     if experiment.is_started:
         if experiment.same_run(record["config"], fingerprint) is False:
-            raise UserError(f"experiment '{config.name}' already exists with other settings or data ({experiment.config_file}); choose another --name")
+            raise UserError(
+                f"experiment '{config.name}' already exists with other settings or data ({experiment.config_file}); choose another --name"
+            )
         if experiment.is_finished:
-            raise UserError(f"experiment '{config.name}' is already trained ({experiment.folder}); choose another --name or run `digit-recognizer predict --experiment {config.name}`")
+            raise UserError(
+                f"experiment '{config.name}' is already trained ({experiment.folder}); choose another --name or run `digit-recognizer predict --experiment {config.name}`"
+            )
     if write:
         try:
             write_json(experiment.config_file, record)
         except OSError as error:
-            raise UserError(f"{experiment.folder}: cannot write the experiment ({quote(error)}); check the folder's permissions and free space") from None
+            raise UserError(
+                f"{experiment.folder}: cannot write the experiment ({quote(error)}); check the folder's permissions and free space"
+            ) from None
     return experiment
 
 
 def _fold_name(member, num_members: int, holdout: float) -> str:
-    return f"fold {int(str(member).lstrip('p')) + 1}/{num_members}" if num_members > 1 else f"holdout model (holdout {holdout:g})"
+    return (
+        f"fold {int(str(member).lstrip('p')) + 1}/{num_members}"
+        if num_members > 1
+        else f"holdout model (holdout {holdout:g})"
+    )
 
 
-def train_round(config: ExperimentConfig, competition: Competition, experiment: Experiment, members: list, images, labels,
-                rows, folds, extra=None, verbose: int = 1, devices=None, throughput=None, log=print) -> tuple[np.ndarray, list[float]]:
+def train_round(
+    config: ExperimentConfig,
+    competition: Competition,
+    experiment: Experiment,
+    members: list,
+    images,
+    labels,
+    rows,
+    folds,
+    extra=None,
+    verbose: int = 1,
+    devices=None,
+    throughput=None,
+    log=print,
+) -> tuple[np.ndarray, list[float]]:
     """Train (or, when saved, skip) one member per fold: member ``members[k]`` trains on the rows outside fold k (plus
     ``extra(k)``'s images and labels, if given) and is validated on fold k. Return the out-of-fold probabilities of
     every row (zeros outside the validated folds) and each fold's accuracy."""
@@ -347,11 +431,28 @@ def train_round(config: ExperimentConfig, competition: Competition, experiment: 
                 extra_images, extra_labels = extra(fold)
                 train_images = np.concatenate([train_images, extra_images])
                 train_labels = np.concatenate([train_labels, extra_labels])
-            log(f"{name}: training {config.architecture} on {len(train_labels)} images"
-                + (f" ({int((~valid_mask).sum())} train rows + {len(train_labels) - int((~valid_mask).sum())} pseudo-labelled test images)"
-                   if extra is not None else "") + f", validating on {int(valid_mask.sum())} rows")
-            model = train_member(config, competition, experiment, member, train_images, train_labels,
-                                 images[valid_mask], labels[valid_mask], verbose=verbose, devices=devices, throughput=throughput)
+            log(
+                f"{name}: training {config.architecture} on {len(train_labels)} images"
+                + (
+                    f" ({int((~valid_mask).sum())} train rows + {len(train_labels) - int((~valid_mask).sum())} pseudo-labelled test images)"
+                    if extra is not None
+                    else ""
+                )
+                + f", validating on {int(valid_mask.sum())} rows"
+            )
+            model = train_member(
+                config,
+                competition,
+                experiment,
+                member,
+                train_images,
+                train_labels,
+                images[valid_mask],
+                labels[valid_mask],
+                verbose=verbose,
+                devices=devices,
+                throughput=throughput,
+            )
             probabilities = predict_probabilities(model, images[valid_mask])
             write_npz(valid_file, rows=rows[valid_mask], labels=labels[valid_mask], probabilities=probabilities)
             shutil.rmtree(experiment.backup_dir(member), ignore_errors=True)
@@ -363,7 +464,9 @@ def train_round(config: ExperimentConfig, competition: Competition, experiment: 
     return oof_probabilities, accuracies
 
 
-def pseudo_labels(config: ExperimentConfig, competition: Competition, experiment: Experiment, fold: int, test) -> tuple[np.ndarray, np.ndarray]:
+def pseudo_labels(
+    config: ExperimentConfig, competition: Competition, experiment: Experiment, fold: int, test
+) -> tuple[np.ndarray, np.ndarray]:
     """Test images the first-round model of ``fold`` is sure of (top probability >= ``config.pseudo_label``), labelled
     with that model's own predictions; saved to (and, on a resume, read from) the experiment's pseudo-label file.
 
@@ -381,13 +484,25 @@ def pseudo_labels(config: ExperimentConfig, competition: Competition, experiment
     probabilities = predict_probabilities(model, test.images)
     keep = np.flatnonzero(probabilities.max(axis=1) >= config.pseudo_label)
     labels = probabilities[keep].argmax(axis=1).astype(np.int64)
-    write_npz(path, test_rows=keep, labels=labels, confidence=probabilities[keep].max(axis=1),
-              test_fingerprint=np.array(test.fingerprint))
+    write_npz(
+        path,
+        test_rows=keep,
+        labels=labels,
+        confidence=probabilities[keep].max(axis=1),
+        test_fingerprint=np.array(test.fingerprint),
+    )
     return test.images[keep], labels
 
 
-def train_experiment(config: ExperimentConfig, paths: Paths, competition: Competition, verbose: int = 1,
-                     devices: list[str] | None = None, dataset: Dataset | None = None, log=print) -> TrainResult:
+def train_experiment(
+    config: ExperimentConfig,
+    paths: Paths,
+    competition: Competition,
+    verbose: int = 1,
+    devices: list[str] | None = None,
+    dataset: Dataset | None = None,
+    log=print,
+) -> TrainResult:
     """Train every member of an experiment, then score the holdout / out-of-fold predictions."""
     dataset = dataset if dataset is not None else load_train(paths, competition)
     rows = subset_rows(dataset.labels, config.max_rows, config.seed)
@@ -408,28 +523,56 @@ def train_experiment(config: ExperimentConfig, paths: Paths, competition: Compet
     validated = folds >= 0
     members = list(range(config.num_members))
     common = dict(verbose=verbose, devices=devices, throughput=throughput, log=log)
-    oof_probabilities, fold_accuracies = train_round(config, competition, experiment, members, images, labels, rows, folds, **common)
+    oof_probabilities, fold_accuracies = train_round(
+        config, competition, experiment, members, images, labels, rows, folds, **common
+    )
     first_round_score = None
     if config.pseudo_label:
         from digit_recognizer.data import load_test
 
         first_round_score = float((oof_probabilities[validated].argmax(1) == labels[validated]).mean())
-        log(f"first round: {'out-of-fold' if config.cv else 'holdout'} accuracy {first_round_score:.5f}; second round with "
-            f"test images the first round is sure of (probability >= {config.pseudo_label:g}), labelled by its own predictions")
+        log(
+            f"first round: {'out-of-fold' if config.cv else 'holdout'} accuracy {first_round_score:.5f}; second round with "
+            f"test images the first round is sure of (probability >= {config.pseudo_label:g}), labelled by its own predictions"
+        )
         test = load_test(paths, competition)
         members = [f"p{member}" for member in members]
         oof_probabilities, fold_accuracies = train_round(
-            config, competition, experiment, members, images, labels, rows, folds,
-            extra=lambda fold: pseudo_labels(config, competition, experiment, fold, test), **common)
-    write_npz(experiment.oof_file, rows=rows[validated], labels=labels[validated], probabilities=oof_probabilities[validated],
-              folds=folds[validated])
+            config,
+            competition,
+            experiment,
+            members,
+            images,
+            labels,
+            rows,
+            folds,
+            extra=lambda fold: pseudo_labels(config, competition, experiment, fold, test),
+            **common,
+        )
+    write_npz(
+        experiment.oof_file,
+        rows=rows[validated],
+        labels=labels[validated],
+        probabilities=oof_probabilities[validated],
+        folds=folds[validated],
+    )
     score = float((oof_probabilities[validated].argmax(1) == labels[validated]).mean())
     if config.full_train:
         if experiment.member_file(FULL_MEMBER).exists():
             log("full-data model: already trained, skipping")
         else:
             log(f"retraining on all {len(labels)} rows for {config.epochs} epochs (--full-train)")
-            train_member(config, competition, experiment, FULL_MEMBER, images, labels, verbose=verbose, devices=devices, throughput=throughput)
+            train_member(
+                config,
+                competition,
+                experiment,
+                FULL_MEMBER,
+                images,
+                labels,
+                verbose=verbose,
+                devices=devices,
+                throughput=throughput,
+            )
             shutil.rmtree(experiment.backup_dir(FULL_MEMBER), ignore_errors=True)
     elapsed = time.perf_counter() - started
     metrics = {
@@ -448,7 +591,9 @@ def train_experiment(config: ExperimentConfig, paths: Paths, competition: Compet
         "train_seconds": round(elapsed, 2),
         "fit_seconds": round(throughput.seconds, 2),
         "images_per_second": round(throughput.images / throughput.seconds, 1) if throughput.seconds else None,
-        "members": [experiment.member_file(FULL_MEMBER).name] if config.full_train else [experiment.member_file(m).name for m in members],
+        "members": [experiment.member_file(FULL_MEMBER).name]
+        if config.full_train
+        else [experiment.member_file(m).name for m in members],
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     write_json(experiment.metrics_file, metrics)

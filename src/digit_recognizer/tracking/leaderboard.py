@@ -22,16 +22,30 @@ import csv
 import fcntl
 import io
 import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from digit_recognizer.atomic import write_text
 from digit_recognizer.errors import UserError
 
 COLUMNS = (
-    "experiment", "preset", "architecture", "seed", "validation", "score", "validation_rows", "local_key_score",
-    "train_seconds", "date", "git_commit", "submission_file",
-    "kaggle_status", "kaggle_ref", "kaggle_submitted_at", "kaggle_public_score", "kaggle_error",
+    "experiment",
+    "preset",
+    "architecture",
+    "seed",
+    "validation",
+    "score",
+    "validation_rows",
+    "local_key_score",
+    "train_seconds",
+    "date",
+    "git_commit",
+    "submission_file",
+    "kaggle_status",
+    "kaggle_ref",
+    "kaggle_submitted_at",
+    "kaggle_public_score",
+    "kaggle_error",
     "source",  # where the experiment ran: empty for this machine, "kernel USER/SLUG v<version>" for a Kaggle kernel
 )
 
@@ -155,7 +169,9 @@ def git_commit(root: Path) -> str:
     if not (root / ".git").exists():
         return ""
     try:
-        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.SubprocessError):
         return ""
     return done.stdout.strip() if done.returncode == 0 else ""
@@ -258,11 +274,19 @@ def record_ensemble(paths, competition, result) -> float | None:
     members = [rows.get(experiment, {}) for experiment in result.members]
     architectures = list(dict.fromkeys(row["architecture"] for row in members if row.get("architecture")))
     seeds = {row.get("seed", "") for row in members}
-    upsert(paths.leaderboard, result.name, preset="ensemble", architecture="+".join(architectures),
-           seed=seeds.pop() if len(seeds) == 1 else "",
-           validation=result.validation, score=format_score(result.score), date=result.finished,
-           validation_rows=result.validation_rows if result.score is not None else "",
-           git_commit=git_commit(paths.root), submission_file=relative_to_root(result.submission, paths))
+    upsert(
+        paths.leaderboard,
+        result.name,
+        preset="ensemble",
+        architecture="+".join(architectures),
+        seed=seeds.pop() if len(seeds) == 1 else "",
+        validation=result.validation,
+        score=format_score(result.score),
+        date=result.finished,
+        validation_rows=result.validation_rows if result.score is not None else "",
+        git_commit=git_commit(paths.root),
+        submission_file=relative_to_root(result.submission, paths),
+    )
     accuracy = local_key_accuracy(result.submission, paths, competition)
     if accuracy is not None:
         upsert(paths.leaderboard, result.name, local_key_score=format_score(accuracy))
@@ -289,9 +313,16 @@ def matching_experiments(check_path: Path, paths) -> list[tuple[str, Path]]:
     rows = read_rows(paths.leaderboard)
     if path == paths.latest_submission.resolve():
         names = {row["experiment"] for row in rows} | set(finished(paths))
-        return [(name, paths.submission_file(name)) for name in sorted(names)
-                if paths.submission_file(name).is_file() and _same_content(paths.submission_file(name), path)]
-    matches = [row["experiment"] for row in rows if row["experiment"] == path.stem or resolve_recorded(row["submission_file"], paths) == path]
+        return [
+            (name, paths.submission_file(name))
+            for name in sorted(names)
+            if paths.submission_file(name).is_file() and _same_content(paths.submission_file(name), path)
+        ]
+    matches = [
+        row["experiment"]
+        for row in rows
+        if row["experiment"] == path.stem or resolve_recorded(row["submission_file"], paths) == path
+    ]
     if not matches and Experiment(paths, path.stem).is_finished:
         matches = [path.stem]
     return [(name, path) for name in dict.fromkeys(matches)]
@@ -311,10 +342,13 @@ def record_validation(paths, check) -> list[str]:
     return recorded
 
 
-def record_kernel_output(paths, experiment: str, metrics: dict, submission: Path, accuracy: float | None, source: str) -> dict:
+def record_kernel_output(
+    paths, experiment: str, metrics: dict, submission: Path, accuracy: float | None, source: str
+) -> dict:
     """Add (or refresh) the row of a Kaggle kernel's run: what it trained and its validation score (from the
     output's metrics.json, when there), its downloaded submission file and where it came from."""
     fields = {key: value for key, value in experiment_fields(paths, experiment, metrics).items() if key != "git_commit"}
-    fields.update(submission_file=relative_to_root(submission, paths), source=source,
-                  local_key_score=format_score(accuracy))
+    fields.update(
+        submission_file=relative_to_root(submission, paths), source=source, local_key_score=format_score(accuracy)
+    )
     return upsert(paths.leaderboard, experiment, **fields)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime
 import html
-import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -50,8 +49,15 @@ GALLERY_TILE = (1.25, 1.6)  # inches per digit tile (width, height)
 GALLERY_HEADER = 0.75  # inches for the title
 
 FILES = (
-    "index.html", "confusion_counts.png", "confusion_normalized.png", "confusion_matrix.csv",
-    "classification_report.txt", "classification_report.csv", "curves.png", "errors.png", "errors.csv",
+    "index.html",
+    "confusion_counts.png",
+    "confusion_normalized.png",
+    "confusion_matrix.csv",
+    "classification_report.txt",
+    "classification_report.csv",
+    "curves.png",
+    "errors.png",
+    "errors.csv",
 )
 
 
@@ -108,7 +114,9 @@ def read_history(path: Path) -> pd.DataFrame | None:
 def _member_histories(experiment: Experiment, num_members: int) -> list[tuple[str, pd.DataFrame | None]]:
     labels = ["holdout model"] if num_members == 1 else [f"fold {k + 1}" for k in range(num_members)]
     histories = [(labels[k], read_history(experiment.history_file(k))) for k in range(num_members)]
-    second_round = [(f"{labels[k]}, second round", read_history(experiment.history_file(f"p{k}"))) for k in range(num_members)]
+    second_round = [
+        (f"{labels[k]}, second round", read_history(experiment.history_file(f"p{k}"))) for k in range(num_members)
+    ]
     histories += [(label, frame) for label, frame in second_round if frame is not None]  # --pseudo-label runs
     full = read_history(experiment.history_file(FULL_MEMBER))
     if full is not None:
@@ -138,7 +146,9 @@ def _confusion_figure(confusion: np.ndarray, normalized: bool, title: str):
     from sklearn.metrics import ConfusionMatrixDisplay
 
     Figure = _matplotlib()
-    figure = Figure(figsize=FIGURE_SIZES["confusion_normalized.png" if normalized else "confusion_counts.png"], layout="constrained")
+    figure = Figure(
+        figsize=FIGURE_SIZES["confusion_normalized.png" if normalized else "confusion_counts.png"], layout="constrained"
+    )
     axes = figure.add_subplot()
     if normalized:
         totals = confusion.sum(axis=1, keepdims=True)
@@ -172,13 +182,31 @@ def _curves_figure(histories, title: str):
                 continue
             epochs = frame["epoch"] + 1
             if metric in frame:
-                axes.plot(epochs, frame[metric], color=colour, linestyle="--", marker="o", markersize=3, label=f"{label}: train")
+                axes.plot(
+                    epochs,
+                    frame[metric],
+                    color=colour,
+                    linestyle="--",
+                    marker="o",
+                    markersize=3,
+                    label=f"{label}: train",
+                )
                 drawn += 1
             if f"val_{metric}" in frame and frame[f"val_{metric}"].notna().any():
-                axes.plot(epochs, frame[f"val_{metric}"], color=colour, linestyle="-", marker="o", markersize=3, label=f"{label}: validation")
+                axes.plot(
+                    epochs,
+                    frame[f"val_{metric}"],
+                    color=colour,
+                    linestyle="-",
+                    marker="o",
+                    markersize=3,
+                    label=f"{label}: validation",
+                )
                 drawn += 1
         if not drawn:
-            axes.text(0.5, 0.5, "no training history found", ha="center", va="center", transform=axes.transAxes, color="grey")
+            axes.text(
+                0.5, 0.5, "no training history found", ha="center", va="center", transform=axes.transAxes, color="grey"
+            )
         else:
             axes.legend(fontsize=8, loc="lower right" if metric == "accuracy" else "upper right")
             from matplotlib.ticker import MaxNLocator
@@ -192,7 +220,9 @@ def _curves_figure(histories, title: str):
                 axes.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
         axes.set_xlabel("Epoch")
         axes.set_ylabel(name)
-        axes.set_title(name + (" (higher is better)" if metric == "accuracy" else " (lower is better, log scale)"), fontsize=10)
+        axes.set_title(
+            name + (" (higher is better)" if metric == "accuracy" else " (lower is better, log scale)"), fontsize=10
+        )
         axes.grid(True, alpha=0.3)
     figure.suptitle(title, fontsize=12)
     return figure
@@ -224,9 +254,13 @@ def _gallery_figure(images, errors: pd.DataFrame, title: str, note: str | None):
         axes.set_yticks([])
         for spine in axes.spines.values():
             spine.set_color("#c62828")
-        axes.set_title(f"true {error.true_label} → pred {error.predicted_label}\n"
-                       f"p({error.predicted_label})={error.predicted_probability:.2f}  p({error.true_label})={error.true_probability:.2f}",
-                       fontsize=7.5, color="#b71c1c", pad=3)
+        axes.set_title(
+            f"true {error.true_label} → pred {error.predicted_label}\n"
+            f"p({error.predicted_label})={error.predicted_probability:.2f}  p({error.true_label})={error.true_probability:.2f}",
+            fontsize=7.5,
+            color="#b71c1c",
+            pad=3,
+        )
     return figure
 
 
@@ -243,13 +277,15 @@ def worst_errors(validation: Validation, limit: int = GALLERY_MAX) -> pd.DataFra
     wrong = np.flatnonzero(predictions != validation.labels)
     index = np.arange(len(wrong))
     confidence = validation.probabilities[wrong, predictions[wrong]]
-    frame = pd.DataFrame({
-        "train_row": validation.rows[wrong],
-        "true_label": validation.labels[wrong],
-        "predicted_label": predictions[wrong],
-        "predicted_probability": confidence.round(5),
-        "true_probability": validation.probabilities[wrong, validation.labels[wrong]].round(5),
-    })
+    frame = pd.DataFrame(
+        {
+            "train_row": validation.rows[wrong],
+            "true_label": validation.labels[wrong],
+            "predicted_label": predictions[wrong],
+            "predicted_probability": confidence.round(5),
+            "true_probability": validation.probabilities[wrong, validation.labels[wrong]].round(5),
+        }
+    )
     if validation.folds is not None:
         frame["fold"] = validation.folds[wrong] + 1
     order = np.lexsort((index, -confidence))  # stable: ties keep validation order
@@ -287,7 +323,9 @@ def _load_images(paths: Paths, competition: Competition, rows: np.ndarray, finge
 
 # ---------------------------------------------------------------- html
 def _html_table(pairs) -> str:
-    body = "".join(f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(str(value))}</td></tr>" for key, value in pairs)
+    body = "".join(
+        f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(str(value))}</td></tr>" for key, value in pairs
+    )
     return f"<table class='kv'>{body}</table>"
 
 
@@ -301,7 +339,11 @@ def _frame_table(frame: pd.DataFrame, float_format: str = "{:.4f}") -> str:
                 cells.append("" if np.isnan(value) else float_format.format(value))
             else:
                 cells.append(str(value))
-        rows.append(f"<tr><th>{html.escape(str(key))}</th>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells) + "</tr>")
+        rows.append(
+            f"<tr><th>{html.escape(str(key))}</th>"
+            + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells)
+            + "</tr>"
+        )
     return f"<table class='grid'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
@@ -311,8 +353,19 @@ def _relative(target: Path, start: Path) -> str:
     return Path(os.path.relpath(target, start)).as_posix()
 
 
-def _index_html(experiment: str, directory: Path, paths: Paths, record: dict, metrics: dict, score: float, label: str,
-                rows: int, report_table: pd.DataFrame, errors: pd.DataFrame, notes: list[str]) -> str:
+def _index_html(
+    experiment: str,
+    directory: Path,
+    paths: Paths,
+    record: dict,
+    metrics: dict,
+    score: float,
+    label: str,
+    rows: int,
+    report_table: pd.DataFrame,
+    errors: pd.DataFrame,
+    notes: list[str],
+) -> str:
     config = record.get("config", {})
     e = html.escape
     fold_accuracies = metrics.get("fold_accuracies") or []
@@ -326,8 +379,12 @@ def _index_html(experiment: str, directory: Path, paths: Paths, record: dict, me
         ("data fingerprint", record.get("data_fingerprint")),
         ("split file", record.get("split_file")),
     ]
-    links = ["<a href='confusion_matrix.csv'>confusion_matrix.csv</a>", "<a href='classification_report.txt'>classification_report.txt</a>",
-             "<a href='classification_report.csv'>classification_report.csv</a>", "<a href='errors.csv'>errors.csv</a>"]
+    links = [
+        "<a href='confusion_matrix.csv'>confusion_matrix.csv</a>",
+        "<a href='classification_report.txt'>classification_report.txt</a>",
+        "<a href='classification_report.csv'>classification_report.csv</a>",
+        "<a href='errors.csv'>errors.csv</a>",
+    ]
     for target, text in ((paths.submission_file(experiment), "submission"), (paths.leaderboard, "leaderboard")):
         if target.is_file():
             links.append(f"<a href='{e(_relative(target, directory))}'>{e(text)}: {e(target.name)}</a>")
@@ -403,9 +460,13 @@ def build_report(paths: Paths, competition: Competition, experiment: str) -> Rep
     headline = f"{experiment} — {label} accuracy {score:.4f} ({accuracy_interval(score, rows)})"
     for name, normalized in (("confusion_counts.png", False), ("confusion_normalized.png", True)):
         kind = "row-normalised" if normalized else "counts"
-        figure = _confusion_figure(confusion, normalized, f"{experiment}: confusion matrix ({kind})\n{label} accuracy {score:.4f}, {rows} rows")
+        figure = _confusion_figure(
+            confusion, normalized, f"{experiment}: confusion matrix ({kind})\n{label} accuracy {score:.4f}, {rows} rows"
+        )
         files[name] = _save(figure, directory / name)
-    frame = pd.DataFrame(confusion, index=pd.Index(range(num_classes), name="true\\predicted"), columns=range(num_classes))
+    frame = pd.DataFrame(
+        confusion, index=pd.Index(range(num_classes), name="true\\predicted"), columns=range(num_classes)
+    )
     write_text(directory / "confusion_matrix.csv", frame.to_csv(lineterminator="\n"))
     files["confusion_matrix.csv"] = directory / "confusion_matrix.csv"
 
@@ -418,7 +479,10 @@ def build_report(paths: Paths, competition: Competition, experiment: str) -> Rep
     histories = _member_histories(found, max(1, cv))
     if all(frame is None for _, frame in histories):
         notes.append("no training history (history-*.csv) found: the curves are empty")
-    files["curves.png"] = _save(_curves_figure(histories, f"{experiment}: learning curves — {label} accuracy {score:.4f}"), directory / "curves.png")
+    files["curves.png"] = _save(
+        _curves_figure(histories, f"{experiment}: learning curves — {label} accuracy {score:.4f}"),
+        directory / "curves.png",
+    )
 
     errors = worst_errors(validation)
     images, note = _load_images(paths, competition, errors["train_row"].to_numpy(), record.get("data_fingerprint", ""))
@@ -426,8 +490,10 @@ def build_report(paths: Paths, competition: Competition, experiment: str) -> Rep
         notes.append(note)
     wrong = int((predictions != validation.labels).sum())
     which = f"all {wrong}" if len(errors) == wrong else f"the {len(errors)} most confidently wrong of {wrong}"
-    gallery_title = (f"{experiment}: {which} misclassified validation digits, most confident first\n"
-                     f"{label} accuracy {score:.4f} on {rows} rows; p(d) = predicted probability of digit d")
+    gallery_title = (
+        f"{experiment}: {which} misclassified validation digits, most confident first\n"
+        f"{label} accuracy {score:.4f} on {rows} rows; p(d) = predicted probability of digit d"
+    )
     files["errors.png"] = _save(_gallery_figure(images, errors, gallery_title, note), directory / "errors.png")
     write_text(directory / "errors.csv", errors.to_csv(index=False, lineterminator="\n"))
     files["errors.csv"] = directory / "errors.csv"
@@ -435,4 +501,6 @@ def build_report(paths: Paths, competition: Competition, experiment: str) -> Rep
     page = _index_html(experiment, directory, paths, record, metrics, score, label, rows, table, errors, notes)
     write_text(directory / "index.html", page)
     files["index.html"] = directory / "index.html"
-    return ReportResult(experiment, directory, files, score, rows, confusion, len(errors) if images is not None else 0, tuple(notes))
+    return ReportResult(
+        experiment, directory, files, score, rows, confusion, len(errors) if images is not None else 0, tuple(notes)
+    )

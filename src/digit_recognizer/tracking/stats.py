@@ -84,10 +84,14 @@ def compare_experiments(paths, first: str, second: str) -> Comparison:
     validations = [find(paths, name).read_validation() for name in (first, second)]
     rows = np.intersect1d(validations[0].rows, validations[1].rows)
     if not len(rows):
-        raise UserError(f"'{first}' and '{second}' share no validation rows (different seeds, splits or --max-rows); "
-                        "compare experiments validated on the same split")
+        raise UserError(
+            f"'{first}' and '{second}' share no validation rows (different seeds, splits or --max-rows); "
+            "compare experiments validated on the same split"
+        )
     a, b = (validation.take(rows) for validation in validations)
     if not np.array_equal(a.labels, b.labels):
-        raise UserError(f"'{first}' and '{second}' disagree on the labels of the same train rows; were they trained on the same train.csv?")
+        raise UserError(
+            f"'{first}' and '{second}' disagree on the labels of the same train rows; were they trained on the same train.csv?"
+        )
     test = mcnemar_exact(a.labels, a.predictions, b.predictions)
     return Comparison(first, second, test, a.accuracy, b.accuracy)
