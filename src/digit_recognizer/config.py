@@ -282,6 +282,8 @@ class ExperimentConfig:
             raise ValueError(f"unknown schedule '{self.schedule}'")
         if not 0 <= self.elastic <= 1:
             raise ValueError(f"--elastic must be between 0 and 1 (the share of images distorted), got {self.elastic}")
+        if self.elastic and not self.augment:
+            raise ValueError("--elastic distorts the augmented images: it needs augmentation on (--augment)")
         if self.pseudo_label and not 0.5 <= self.pseudo_label <= 1:
             raise ValueError(f"--pseudo-label must be 0 (off) or a probability between 0.5 and 1, got {self.pseudo_label}")
         if self.pseudo_label and self.full_train:
