@@ -31,7 +31,9 @@ def gaussian_kernel(sigma: float) -> np.ndarray:
     return (kernel / kernel.sum()).astype(np.float32)
 
 
-def elastic_distortion_layer(alpha: float = 34.0, sigma: float = 4.0, probability: float = 0.5, seed: int | None = None):
+def elastic_distortion_layer(
+    alpha: float = 34.0, sigma: float = 4.0, probability: float = 0.5, seed: int | None = None
+):
     """An :class:`ElasticDistortion` Keras layer (built here so that importing this module needs no Keras)."""
     import keras
     from keras import ops
@@ -56,7 +58,9 @@ def elastic_distortion_layer(alpha: float = 34.0, sigma: float = 4.0, probabilit
             noise = keras.random.uniform((batch, height, width, 2), -1.0, 1.0, seed=self.seed_generator)
             smoothing = ops.convert_to_tensor(np.repeat(kernel[:, :, None, None], 2, axis=2))
             field = ops.depthwise_conv(noise, smoothing, strides=1, padding="same") * alpha
-            applied = ops.cast(keras.random.uniform((batch, 1, 1, 1), seed=self.seed_generator) < probability, field.dtype)
+            applied = ops.cast(
+                keras.random.uniform((batch, 1, 1, 1), seed=self.seed_generator) < probability, field.dtype
+            )
             field = field * applied
             rows = ops.cast(ops.arange(height), "float32")[None, :, None] + field[..., 0]
             columns = ops.cast(ops.arange(width), "float32")[None, None, :] + field[..., 1]
@@ -82,17 +86,26 @@ def bilinear_sample(images, rows, columns):
         for column_offset in (0.0, 1.0):
             row, column = top + row_offset, left + column_offset
             weight = (1.0 - ops.abs(rows - row)) * (1.0 - ops.abs(columns - column))
-            inside = (row >= 0) & (row <= ops.cast(height - 1, "float32")) & (column >= 0) & (column <= ops.cast(width - 1, "float32"))
-            index = ops.cast(ops.clip(row, 0, ops.cast(height - 1, "float32")) * ops.cast(width, "float32")
-                             + ops.clip(column, 0, ops.cast(width - 1, "float32")), "int32")
+            inside = (
+                (row >= 0)
+                & (row <= ops.cast(height - 1, "float32"))
+                & (column >= 0)
+                & (column <= ops.cast(width - 1, "float32"))
+            )
+            index = ops.cast(
+                ops.clip(row, 0, ops.cast(height - 1, "float32")) * ops.cast(width, "float32")
+                + ops.clip(column, 0, ops.cast(width - 1, "float32")),
+                "int32",
+            )
             values = ops.take_along_axis(flat, ops.reshape(index, (shape[0], -1, 1)), axis=1)
             values = ops.reshape(values, (shape[0], height, width, channels))
             result = result + values * ops.expand_dims(weight * ops.cast(inside, weight.dtype), -1)
     return result
 
 
-def build_augmenter(seed: int = 0, rotation_degrees: float = 10.0, zoom: float = 0.1, shift: float = 0.1,
-                    elastic: float = 0.0):
+def build_augmenter(
+    seed: int = 0, rotation_degrees: float = 10.0, zoom: float = 0.1, shift: float = 0.1, elastic: float = 0.0
+):
     """The augmentation layers (constant zero fill, no flips); ``elastic`` is the share of images that are also
     elastically distorted first (0 = off)."""
     import keras
