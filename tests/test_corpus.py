@@ -302,6 +302,7 @@ def _assert_one_error_line(stderr: str, expected: str) -> None:
     assert "Traceback" not in stderr, stderr
     assert len(lines) == 1, stderr
     assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
+    assert len(lines[0]) <= 500, lines[0]  # quoted values are bounded (paths of the temporary project aside)
 
 
 # ---------------------------------------------------------------- the corpus, in process

@@ -42,13 +42,15 @@ def test_accuracy_counts_wrong_labels(project, capsys, answer_text, wrong):
     assert code == 0 and f"accuracy {(200 - wrong) / 200:.5f}" in out
 
 
-@pytest.mark.parametrize("variant", ["bom", "crlf", "shuffled", "spaces"])
+@pytest.mark.parametrize("variant", ["bom", "crlf", "shuffled", "spaces", "quoted"])
 def test_accepted_variants(project, capsys, answer_text, variant):
-    # a BOM, CRLF line endings, rows in any order and padded cells are all the same valid submission
+    # a BOM, CRLF line endings, rows in any order, padded cells and quoted cells are all the same valid submission
     if variant == "shuffled":
         header, *rows = answer_text.splitlines()
         rows = [rows[i] for i in np.random.default_rng(0).permutation(len(rows))]
         content = "\n".join([header, *rows]) + "\n"
+    elif variant == "quoted":
+        content = "\n".join(",".join(f'"{field}"' for field in line.split(",")) for line in answer_text.splitlines()) + "\n"
     elif variant == "spaces":
         content = answer_text.replace(",", ", ").replace("ImageId, Label", "ImageId,Label")
     else:
@@ -73,6 +75,7 @@ def test_bad_submission_is_one_line_error(project, capsys, answer_text, mutate, 
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("error: ") and "mine.csv: " in err, err
     assert expected in err, err
+    assert len(err) <= 200, err  # every quoted value is bounded
 
 
 @pytest.mark.parametrize("kind, expected", [("directory", "is a directory"), ("missing", "file not found")])
