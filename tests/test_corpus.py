@@ -22,7 +22,8 @@ from typing import Callable
 import pandas as pd
 import pytest
 
-from badfiles import BAD_SUBMISSIONS, BAD_TRAIN_CSVS, bad_zips, csv_text, edit_cell, snapshot, write_sample
+from badfiles import (BAD_SUBMISSIONS, BAD_TRAIN_CSVS, append_to_data_rows, bad_zips, competition_zip, csv_text, drop_last_field,
+                      edit_cell, keep_rows, snapshot, write_sample)
 from conftest import run_cli
 from digit_recognizer.cli import main
 from digit_recognizer.config import Paths
@@ -106,10 +107,40 @@ def _zip_case(build):
     return prepare
 
 
+def _forced_zip(name, mutate):
+    """`fetch --zip --force` over good data with a zip whose file ``name`` is edited: refused, the data kept."""
+    def prepare(ctx):
+        texts = dict(ctx.zip_texts, **{name: mutate(ctx.zip_texts[name])})
+        return ["fetch", "--zip", str(competition_zip(ctx.outside / "bad.zip", texts)), "--force"]
+    return prepare
+
+
+def _nested_twice(ctx):
+    extra = {f"{folder}/train.csv": ctx.zip_texts["train.csv"] for folder in ("old", "new")}
+    texts = {name: text for name, text in ctx.zip_texts.items() if name != "train.csv"}
+    return ["fetch", "--zip", str(competition_zip(ctx.outside / "bad.zip", texts, extra=extra)), "--force"]
+
+
+# issue 13 item 2: every file is fully validated before anything replaces the data (and the sample's answer key)
+FORCED_ZIPS = [
+    ("train-nan", "train.csv", lambda t: edit_cell(t, 4, 20, ""), "bad.zip: train.csv: row 4, column 'pixel19': missing value"),
+    ("train-pixel-300", "train.csv", lambda t: edit_cell(t, 3, 10, "300"), "bad.zip: train.csv: row 3, column 'pixel9': pixel 300 is outside 0-255"),
+    ("train-label-11", "train.csv", lambda t: edit_cell(t, 2, 0, "11"), "bad.zip: train.csv: row 2, column 'label': label 11 is outside 0-9"),
+    ("train-float-pixel", "train.csv", lambda t: edit_cell(t, 5, 30, "1.5"), "bad.zip: train.csv: row 5, column 'pixel29': '1.5' is not an integer"),
+    ("train-short-row", "train.csv", lambda t: drop_last_field(t, 6), "bad.zip: train.csv: row 6, column 'pixel783': missing value"),
+    ("train-header-only", "train.csv", lambda t: keep_rows(t, 0), "bad.zip: train.csv: has a header but no rows"),
+    ("train-extra-field", "train.csv", lambda t: append_to_data_rows(t, ",0"), "bad.zip: train.csv: row 1 (line 2) has 786 fields, expected 785"),
+    ("test-pixel-300", "test.csv", lambda t: edit_cell(t, 2, 3, "300"), "bad.zip: test.csv: row 2, column 'pixel3': pixel 300 is outside 0-255"),
+    ("sample-submission-label", "sample_submission.csv", lambda t: edit_cell(t, 3, 1, "x"), "bad.zip: sample_submission.csv: row 3, column 'Label': 'x' is not an integer"),
+    ("sample-submission-rows", "sample_submission.csv", lambda t: keep_rows(t, 5), "bad.zip: sample_submission.csv: has 5 rows, expected 10"),
+]
+
 ZIP_CASES = [Case(name if name.startswith("zip-") else f"zip-{name}", "empty", _zip_case(build), expected)
              for name, build, expected in bad_zips()] + [
     Case("zip-missing", "empty", lambda ctx: ["fetch", "--zip", str(ctx.outside / "nope.zip")], "nope.zip: file not found"),
-]
+    Case("zip-missing-with-data", "data", lambda ctx: ["fetch", "--zip", str(ctx.outside / "nope.zip")], "nope.zip: file not found"),
+    Case("zip-nested-twice", "data", _nested_twice, "holds train.csv twice, as 'old/train.csv' and 'new/train.csv'; keep one copy"),
+] + [Case(f"zip-force-{name}", "data", _forced_zip(file, mutate), expected) for name, file, mutate, expected in FORCED_ZIPS]
 
 
 # ---------------------------------------------------------------- model cases (predict)

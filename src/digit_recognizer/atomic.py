@@ -14,6 +14,20 @@ from pathlib import Path
 from typing import Iterator
 
 
+def ensure_folder(folder: Path) -> Path:
+    """Create ``folder`` (and its parents) if needed, or one line saying why it cannot be."""
+    from digit_recognizer.errors import UserError, quote
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        blocker = next((parent for parent in (folder, *folder.parents) if parent.exists() and not parent.is_dir()), None)
+        reason = f"{blocker} is a file, not a folder" if blocker else quote(error)
+        raise UserError(f"{folder}: cannot create the folder ({reason})") from None
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
