@@ -444,3 +444,16 @@ def test_missing_root_is_one_line_and_not_created(command, tmp_path, capsys):
     assert code == 2
     _assert_one_error_line(captured.err, "")
     assert not root.exists()
+
+
+@pytest.mark.parametrize("command", [["fetch", "--sample"], ["train", "--preset", "seed"], ["predict"], ["validate"],
+                                     ["ensemble", "a", "b"]])
+def test_root_that_is_a_file_is_one_line(command, tmp_path, capsys):
+    # --root naming a file: one line saying it is a file, no traceback, the file unchanged
+    root = tmp_path / "afile"
+    root.write_text("not a folder")
+    code = main(["--root", str(root), *command])
+    captured = capsys.readouterr()
+    assert code == 2
+    _assert_one_error_line(captured.err, f"--root {root}: is a file, not a project folder")
+    assert root.read_text() == "not a folder"

@@ -79,9 +79,10 @@ def kaggle_dir() -> Path:
 
 
 def find_project_root(start: Path | None = None) -> Path:
-    """The project root: $DIGIT_RECOGNIZER_ROOT, /kaggle/working in a kernel, else the
-    nearest folder above ``start`` (default: the working directory) holding the
-    competition spec, else the source checkout this package was installed from."""
+    """The project root: $DIGIT_RECOGNIZER_ROOT, /kaggle/working in a kernel, else the nearest folder above
+    ``start`` (default: the working directory) holding competition/competition.json, else ``start`` itself.
+
+    Never the source checkout the package was installed from: a command run in an unrelated folder works there."""
     if os.environ.get(ROOT_ENV):
         return Path(os.environ[ROOT_ENV]).resolve()
     if in_kaggle_kernel():
@@ -90,9 +91,6 @@ def find_project_root(start: Path | None = None) -> Path:
     for folder in (start, *start.parents):
         if (folder / SPEC_RELATIVE).is_file():
             return folder
-    package_root = Path(__file__).resolve().parents[2]
-    if (package_root / SPEC_RELATIVE).is_file():
-        return package_root
     return start
 
 
@@ -183,7 +181,11 @@ class Paths:
 
     @classmethod
     def discover(cls, root: Path | None = None) -> "Paths":
-        return cls(Path(root).resolve() if root else find_project_root())
+        """The project at ``root`` (``--root``), else the one :func:`find_project_root` finds; a file is refused."""
+        folder = Path(root).resolve() if root else find_project_root()
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"{'--root ' if root else ''}{folder}: is a file, not a project folder")
+        return cls(folder)
 
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
