@@ -192,6 +192,20 @@ def _with_members(members):
     return lambda text: json.dumps({**json.loads(text), "members": members})
 
 
+def _replace_by_file(folder, args):
+    shutil.rmtree(folder)
+    folder.write_text("not a folder")
+    return args
+
+
+def _block(path, args):
+    """A folder where the command writes the file ``path``: its write fails after the other outputs are written."""
+    path.unlink(missing_ok=True)
+    path.mkdir()
+    (path / "keep").write_text("x")
+    return args
+
+
 MODEL_CASES = [
     Case("model-zero-bytes", "trained", _member(lambda p, ctx: p.write_bytes(b"")), "member-0.keras: model file is empty"),
     Case("model-truncated", "trained", _member(_truncate), "member-0.keras: not a Keras model archive (truncated or not a .keras file)"),
@@ -204,6 +218,10 @@ MODEL_CASES = [
     Case("metrics-corrupt", "trained", _metrics(lambda text: text[: len(text) // 2]), "metrics.json: corrupt metrics file"),
     Case("metrics-no-members", "trained", _metrics(_with_members([])), "metrics.json: corrupt metrics file"),
     Case("metrics-member-outside", "trained", _metrics(_with_members(["../../inputs/evil.keras"])), "metrics.json: corrupt metrics file"),
+    Case("predict-submissions-is-a-file", "trained", lambda ctx: _replace_by_file(Paths(ctx.root).submissions, ["predict", "--experiment", "tiny"]),
+         "submissions is a file, not a folder"),
+    Case("predict-probabilities-blocked", "trained", lambda ctx: _block(ctx.tiny / "test-probabilities.npy", ["predict", "--experiment", "tiny"]),
+         "test-probabilities.npy: cannot write the file"),
     Case("experiment-unknown", "trained", lambda ctx: ["predict", "--experiment", "nope"], "experiment 'nope' not found under"),
     Case("experiment-none-trained", "data", lambda ctx: ["predict"], "no trained experiment found under models/"),
 ]
@@ -457,3 +475,31 @@ def test_root_that_is_a_file_is_one_line(command, tmp_path, capsys):
     assert code == 2
     _assert_one_error_line(captured.err, f"--root {root}: is a file, not a project folder")
     assert root.read_text() == "not a folder"
+
+
+def _file_size_limit(limit: int):
+    """A preexec function: files the process writes may not grow past ``limit`` bytes (a full disk, for it)."""
+    def apply():
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_full_disk_while_predicting_is_one_line_and_replaces_nothing(templates, tmp_path):
+    # a disk that fills while predict writes: one error line naming the file, no traceback, and none of the
+    # outputs (submissions, the saved test probabilities) replaced: they are renamed into place together
+    import subprocess
+    import sys
+
+    root = tmp_path / "project"
+    shutil.copytree(templates["trained"], root)
+    before = snapshot(root)
+    result = subprocess.run([sys.executable, "-m", "digit_recognizer", "--root", str(root), "predict", "--experiment", "tiny"],
+                            capture_output=True, text=True, timeout=300, preexec_fn=_file_size_limit(4096))
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    _assert_one_error_line(result.stderr, "cannot write the file")
+    assert "File too large" in result.stderr
+    assert snapshot(root) == before

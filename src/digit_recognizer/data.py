@@ -82,7 +82,10 @@ def load_csv(path: Path, competition: Competition, labelled: bool, cache_dir: Pa
             return Dataset(cached[0], cached[1], fingerprint)
     images, labels = parse_csv(path, competition, labelled)
     if cache_file is not None:
-        _write_cache(cache_file, images, labels)
+        try:
+            _write_cache(cache_file, images, labels)
+        except (UserError, OSError):  # the cache only saves time: an unwritable one is skipped
+            pass
     return Dataset(images, labels, fingerprint)
 
 
