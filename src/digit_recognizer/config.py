@@ -201,7 +201,8 @@ def check_name(name: str, what: str = "experiment") -> str:
         raise ValueError(f"{what} name {quote(name)} must be a plain file name: use letters, digits, '.', '_' and '-' "
                          "(at most 80, starting with a letter or digit)")
     if name.lower() in RESERVED_NAMES:
-        raise ValueError(f"--name '{name}' is reserved for files in submissions/; choose another")
+        raise ValueError(f"{what} name {quote(name)} is reserved for a file the project owns (submissions/{name.lower()}.csv "
+                         "or a folder); choose another --name")
     return name
 
 
