@@ -254,6 +254,11 @@ def _train_args(*args, name="corpus"):
     return lambda ctx: ["train", "--preset", "seed", "--quiet", *(("--name", name) if name else ()), *args]
 
 
+def _corrupt_leaderboard(ctx, args):
+    _write(Paths(ctx.root).leaderboard, b"experiment,preset\n\xff\xfe broken,\x80\n")
+    return list(args)
+
+
 ARGUMENT_CASES = [
     Case("name-with-slash", "data", _train_args(name="a/b"), "experiment name 'a/b' must be a plain file name"),
     Case("name-hidden", "data", _train_args(name=".hidden"), "must be a plain file name"),
@@ -306,6 +311,11 @@ ARGUMENT_CASES = [
          "experiment 'tiny' already exists with other settings or data"),
     Case("experiment-already-trained", "trained", _train_args("--epochs", "2", name="tiny"), "experiment 'tiny' is already trained"),
     Case("no-data", "empty", _train_args(), "train.csv: file not found (run `digit-recognizer fetch` first)"),
+    # issue 13 item 14: a corrupt leaderboard is reported before any training (or ensembling) starts
+    Case("leaderboard-corrupt-train", "data", lambda ctx: _corrupt_leaderboard(ctx, TRAIN), "leaderboard.csv: not a readable leaderboard CSV"),
+    Case("leaderboard-corrupt-run", "data", lambda ctx: _corrupt_leaderboard(ctx, ["run", *TRAIN[1:]]), "leaderboard.csv: not a readable leaderboard CSV"),
+    Case("leaderboard-corrupt-ensemble", "trained", lambda ctx: _corrupt_leaderboard(ctx, ["ensemble", "tiny", "other", "--name", "blend"]),
+         "leaderboard.csv: not a readable leaderboard CSV"),
 ]
 
 
@@ -538,3 +548,13 @@ def test_full_disk_while_predicting_is_one_line_and_replaces_nothing(templates, 
     _assert_one_error_line(result.stderr, "cannot write the file")
     assert "File too large" in result.stderr
     assert snapshot(root) == before
+
+
+def test_corrupt_leaderboard_stops_train_before_any_output(templates, texts, tmp_path, capsys):
+    # issue 13 item 14: the corrupt leaderboard is found first: no training line is printed, no model folder made
+    ctx, args = _setup(BY_ID["leaderboard-corrupt-train"], templates, texts, tmp_path)
+    capsys.readouterr()
+    assert main(["--root", str(ctx.root), *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "leaderboard.csv" in captured.err
+    assert not Paths(ctx.root).experiment_dir("corpus").exists()
