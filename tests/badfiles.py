@@ -219,6 +219,7 @@ BAD_TRAIN_CSVS = [
     ("huge-cell", lambda t: edit_cell(t, 2, 6, "7" * 10_000_000), "line 3 is longer than 12624 characters"),
     ("long-text-cell", lambda t: edit_cell(t, 4, 9, "x" * 1000), "row 4, column 'pixel8': 'xxxxxxxx"),
     ("long-header-name", lambda t: edit_header(t, 3, "p" * 1000), "header column 4 is 'pppppppp"),
+    ("nul-bytes", lambda t: b"\0" * 100_000, "not a UTF-8 text CSV file (line 1 holds NUL bytes)"),
     ("latin1-cell", lambda t: edit_cell(t, 2, 5, "caf\xe9").encode("latin-1"), "not a UTF-8 text CSV file"),
 ]
 

@@ -273,3 +273,17 @@ def test_class_warnings_name_the_missing_labels(competition, labels, expected):
     assert len(warnings) == len(expected)
     for warning, part in zip(warnings, expected):
         assert warning.startswith("train.csv has ") and part in warning
+
+
+@pytest.mark.slow
+def test_train_warns_when_train_csv_lacks_a_class(project, competition, capsys):
+    # a train.csv without any 7 trains (the other nine digits are fine) but says so before training
+    from digit_recognizer.cli import main
+
+    train_file = project.data_file(competition, "train")
+    header, *rows = train_file.read_text().splitlines()
+    train_file.write_text("\n".join([header, *(row for row in rows if not row.startswith("7,"))]) + "\n")
+    code = main(["--root", str(project.root), "train", "--preset", "seed", "--epochs", "1", "--name", "no7", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "warning: train.csv has no row of label 7: a model trained on it never predicts that digit" in out, out

@@ -195,3 +195,11 @@ def test_fetch_sample_validates_before_installing(tmp_path, competition, sample_
     with pytest.raises(UserError, match="train.csv: row 3, column 'pixel7': pixel 300 is outside 0-255"):
         fetch.fetch(paths, competition, source="sample", force=True)
     assert snapshot(tmp_path) == before
+
+
+def test_fetch_warns_when_train_csv_lacks_a_class(tmp_path, competition, sample_frames):
+    # a zip whose train.csv has no 3 is installed (it is valid) with a warning naming the missing label
+    train = sample_frames[0][sample_frames[0]["label"] != 3].head(40)
+    texts = dict(zip(competition.file_names, (csv_text(train), csv_text(sample_frames[1].head(10)), csv_text(sample_frames[2].head(10)))))
+    result = _fetch_zip(tmp_path / "project", competition, competition_zip(tmp_path / "a.zip", texts))
+    assert any("train.csv has no row of label 3" in warning for warning in result.warnings), result.warnings
