@@ -198,6 +198,11 @@ def _replace_by_file(folder, args):
     return args
 
 
+def _file_in_place(folder, args):
+    folder.write_text("not a folder")
+    return list(args)
+
+
 def _block(path, args):
     """A folder where the command writes the file ``path``: its write fails after the other outputs are written."""
     path.unlink(missing_ok=True)
@@ -311,6 +316,12 @@ ARGUMENT_CASES = [
          "experiment 'tiny' already exists with other settings or data"),
     Case("experiment-already-trained", "trained", _train_args("--epochs", "2", name="tiny"), "experiment 'tiny' is already trained"),
     Case("no-data", "empty", _train_args(), "train.csv: file not found (run `digit-recognizer fetch` first)"),
+    # issue 13 item 12: an output folder that cannot be written is refused before training, not after it
+    Case("train-models-is-a-file", "data", lambda ctx: _file_in_place(Paths(ctx.root).models, TRAIN), "models is a file, not a folder"),
+    Case("train-submissions-is-a-file", "data", lambda ctx: _file_in_place(Paths(ctx.root).submissions, TRAIN),
+         "submissions is a file, not a folder"),
+    Case("ensemble-submissions-is-a-file", "trained",
+         lambda ctx: _replace_by_file(Paths(ctx.root).submissions, ["ensemble", "tiny", "other", "--name", "blend"]), "submissions is a file, not a folder"),
     # issue 13 item 14: a corrupt leaderboard is reported before any training (or ensembling) starts
     Case("leaderboard-corrupt-train", "data", lambda ctx: _corrupt_leaderboard(ctx, TRAIN), "leaderboard.csv: not a readable leaderboard CSV"),
     Case("leaderboard-corrupt-run", "data", lambda ctx: _corrupt_leaderboard(ctx, ["run", *TRAIN[1:]]), "leaderboard.csv: not a readable leaderboard CSV"),

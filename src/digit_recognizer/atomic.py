@@ -74,6 +74,20 @@ def ensure_folder(folder: Path) -> Path:
     return folder
 
 
+def check_writable_folder(folder: Path) -> Path:
+    """Refuse, before a long job, an output folder that cannot be created or written (a file in its place, no
+    write permission), without creating anything."""
+    from digit_recognizer.errors import UserError
+
+    folder = Path(folder)
+    existing = next(parent for parent in (folder, *folder.parents) if parent.exists())
+    if not existing.is_dir():
+        raise UserError(f"{folder}: cannot create the folder ({existing} is a file, not a folder)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{folder}: cannot write there ({existing} is not writable); check the folder's permissions")
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
