@@ -360,7 +360,10 @@ BY_ID = {case.id: case for case in ALL_CASES}
 
 # Run again as real subprocesses: one or more of each kind, including one that loads TensorFlow.
 SUBPROCESS_IDS = ["train-semicolons", "test-pixel-300", "zip-slip-parent", "zip-declared-huge", "model-truncated",
-                  "model-bad-config", "submission-duplicate-id", "submission-float-label", "name-with-slash", "images-empty-folder"]
+                  "model-bad-config", "submission-duplicate-id", "submission-float-label", "name-with-slash", "images-empty-folder",
+                  # issue 13
+                  "train-extra-field-every-row", "zip-force-train-nan", "submission-fullwidth-label", "name-300-characters",
+                  "predict-probabilities-blocked", "leaderboard-corrupt-train"]
 
 
 def test_corpus_is_large_and_unique():

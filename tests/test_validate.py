@@ -97,8 +97,13 @@ def test_default_file_is_submissions_submission_csv(project, capsys, answer_text
     assert "submission.csv: valid (200 rows)" in capsys.readouterr().out
 
 
-def test_broken_answer_key_is_named(project, capsys, answer_text):
-    # a damaged test_labels.csv is reported as such, not as a crash
-    project.test_labels.write_text("ImageId;Label\n1;2\n")
+@pytest.mark.parametrize("damage", [
+    lambda key: "ImageId;Label\n1;2\n",
+    lambda key: "\n".join([key.splitlines()[0], *(line + ",0" for line in key.splitlines()[1:])]) + "\n",  # no silent shift
+    lambda key: key.replace(",7\n", ",\uff17\n"),
+], ids=["semicolons", "extra-field-every-row", "fullwidth-digit"])
+def test_broken_answer_key_is_named(project, capsys, answer_text, damage):
+    # a damaged test_labels.csv is reported as such (one bounded line), not as a crash or a wrong accuracy
+    project.test_labels.write_text(damage(answer_text))
     code, _, err = _validate(project, capsys, answer_text)
-    assert code == 2 and "test_labels.csv: not a valid answer key" in err
+    assert code == 2 and "test_labels.csv: not a valid answer key" in err and err.count("\n") == 1, err

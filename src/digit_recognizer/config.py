@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from digit_recognizer.errors import UserError
+from digit_recognizer.errors import UserError, quote
 
 ROOT_ENV = "DIGIT_RECOGNIZER_ROOT"
 COMPETITION_ENV = "DIGIT_RECOGNIZER_COMPETITION"
@@ -108,7 +108,7 @@ def load_competition(root: Path | None = None) -> Competition:
             try:
                 return Competition.from_dict(json.loads(path.read_text(encoding="utf-8")))
             except (ValueError, KeyError) as error:
-                raise UserError(f"{path}: not a valid competition spec ({error})") from None
+                raise UserError(f"{path}: not a valid competition spec ({quote(error)})") from None
     raise UserError(f"competition spec not found (looked for {', '.join(map(str, candidates))})")
 
 
@@ -195,7 +195,6 @@ RESERVED_NAMES = frozenset({"submission", "leaderboard", "images", "kernels", "s
 def check_name(name: str, what: str = "experiment") -> str:
     """The one rule for experiment and ensemble names (they name folders and files): 1-80 letters, digits,
     '.', '_' and '-', starting with a letter or digit, and none of the names of files the project owns."""
-    from digit_recognizer.errors import quote
 
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or name.endswith((".csv", ".lock")):
         raise ValueError(f"{what} name {quote(name)} must be a plain file name: use letters, digits, '.', '_' and '-' "
@@ -274,9 +273,9 @@ class ExperimentConfig:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be auto, float32, mixed_bfloat16 or mixed_float16, got {self.precision}")
         if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture '{self.architecture}', choose from {', '.join(ARCHITECTURES)}")
+            raise ValueError(f"unknown architecture {quote(self.architecture)}, choose from {', '.join(ARCHITECTURES)}")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule '{self.schedule}'")
+            raise ValueError(f"unknown schedule {quote(self.schedule)}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
 

@@ -89,13 +89,22 @@ def read_submission(path: Path, competition: Competition, expected_rows: int) ->
 
 
 def read_answer_key(key_file: Path, competition: Competition) -> np.ndarray:
-    """The sample's ``test_labels.csv`` (``ImageId,Label``) as labels ordered by ImageId."""
-    id_column, label_column = competition.submission_columns
+    """The sample's ``test_labels.csv`` (``ImageId,Label``) as labels ordered by ImageId, read as exactly as a
+    submission (its row count may differ from test.csv's: then the caller does not score)."""
+    columns = list(competition.submission_columns)
+    id_column, label_column = columns
     try:
-        frame = pd.read_csv(key_file)
-        return frame.sort_values(id_column)[label_column].to_numpy(dtype=np.int64)
-    except (ValueError, KeyError, TypeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise UserError(f"{key_file}: not a valid answer key ({type(error).__name__}); run `digit-recognizer fetch --sample --force`") from None
+        check_size(key_file, MAX_SUBMISSION_BYTES, "an answer key")
+        check_lines(key_file, MAX_SUBMISSION_LINE, "an answer key")
+        header = read_header(key_file, MAX_SUBMISSION_LINE)
+        if header != columns:
+            raise UserError(f"header is {quote(','.join(header))}, expected '{','.join(columns)}'")
+        text = read_rows_exactly(key_file, columns, dtype=str, keep_default_na=False).apply(lambda column: column.str.strip())
+        if not text.apply(lambda column: column.str.fullmatch(r"[0-9]{1,18}")).all().all():
+            raise UserError("a cell is not a whole number")
+        return text.astype(np.int64).sort_values(id_column)[label_column].to_numpy()
+    except UserError as error:
+        raise UserError(f"{key_file}: not a valid answer key ({quote(error)}); run `digit-recognizer fetch --sample --force`") from None
 
 
 def check_submission(path: Path, paths: Paths, competition: Competition) -> SubmissionCheck:
