@@ -85,6 +85,12 @@ def drop_last_field(text: str, row: int | None) -> str:
     return join_lines(lines)
 
 
+def append_to_data_rows(text: str, suffix: str) -> str:
+    """``suffix`` added to every data row, the header unchanged (`awk 'NR==1{print;next}{print $0",0"}'`)."""
+    header, *rows = lines_of(text)
+    return join_lines([header, *(row + suffix for row in rows)])
+
+
 def keep_rows(text: str, rows: int) -> str:
     """The header and the first ``rows`` data rows."""
     return join_lines(lines_of(text)[: rows + 1])
@@ -203,6 +209,17 @@ BAD_TRAIN_CSVS = [
     ("header-only", lambda t: keep_rows(t, 0), "has a header but no rows"),
     ("empty-file", lambda t: "", "file is empty"),
     ("not-utf8", lambda t: b"\xff\xfe\x00\x01garbage\n", "not a UTF-8 text CSV file"),
+    # issue 13: an extra field on every data row once made pandas take the labels as the index (silently all 0)
+    ("extra-field-every-row", lambda t: append_to_data_rows(t, ",0"), "row 1 (line 2) has 786 fields, expected 785"),
+    ("trailing-comma", lambda t: append_to_data_rows(t, ","), "row 1 (line 2) has 786 fields, expected 785 (it ends with a comma"),
+    ("first-row-short", lambda t: drop_last_field(t, 1), "row 1 (line 2) has 784 fields, expected 785"),
+    ("cr-only", lambda t: t.replace("\n", "\r"), "line 1 ends in a lone CR (old Mac line endings)"),
+    ("arabic-indic-label", lambda t: edit_cell(t, 2, 0, "\u0663"), "row 2, column 'label': '\u0663' is not an integer"),
+    ("fullwidth-pixel", lambda t: edit_cell(t, 3, 6, "\uff15"), "row 3, column 'pixel5': '\uff15' is not an integer"),
+    ("huge-cell", lambda t: edit_cell(t, 2, 6, "7" * 10_000_000), "line 3 is longer than 12624 characters"),
+    ("long-text-cell", lambda t: edit_cell(t, 4, 9, "x" * 1000), "row 4, column 'pixel8': 'xxxxxxxx"),
+    ("long-header-name", lambda t: edit_header(t, 3, "p" * 1000), "header column 4 is 'pppppppp"),
+    ("nul-bytes", lambda t: b"\0" * 100_000, "not a UTF-8 text CSV file (line 1 holds NUL bytes)"),
     ("latin1-cell", lambda t: edit_cell(t, 2, 5, "caf\xe9").encode("latin-1"), "not a UTF-8 text CSV file"),
 ]
 
@@ -220,7 +237,7 @@ BAD_SUBMISSIONS = [
     ("header-missing", lambda t: t.split("\n", 1)[1], "expected 'ImageId,Label'"),
     ("semicolons", lambda t: t.replace(",", ";"), "header is 'ImageId;Label'"),
     ("extra-column", lambda t: append_field(t, None, "x"), "header is 'ImageId,Label,x'"),
-    ("row-too-long", lambda t: append_field(t, 3, "1"), "cannot be parsed as CSV"),
+    ("row-too-long", lambda t: append_field(t, 3, "1"), "row 3 (line 4) has 3 fields, expected 2"),
     ("float-label", lambda t: edit_cell(t, 7, 1, "3.0"), "row 7, column 'Label': '3.0' is not an integer"),
     ("float-id", lambda t: edit_cell(t, 2, 0, "2.0"), "row 2, column 'ImageId': '2.0' is not an integer"),
     ("text-label", lambda t: edit_cell(t, 3, 1, "seven"), "row 3, column 'Label': 'seven' is not an integer"),
@@ -229,6 +246,16 @@ BAD_SUBMISSIONS = [
     ("label-negative", lambda t: edit_cell(t, 8, 1, "-1"), "row 8, column 'Label': -1 is outside 0-9"),
     ("empty-file", lambda t: "", "file is empty"),
     ("not-utf8", lambda t: t.encode("utf-8") + b"\xff\xfe,1\n", "not a UTF-8 text CSV file"),
+    # issue 13
+    ("arabic-indic-label", lambda t: edit_cell(t, 6, 1, "\u0663"), "row 6, column 'Label': '\u0663' is not an integer"),
+    ("fullwidth-label", lambda t: edit_cell(t, 6, 1, "\uff15"), "row 6, column 'Label': '\uff15' is not an integer"),
+    ("fullwidth-id", lambda t: edit_cell(t, 2, 0, "\uff12"), "row 2, column 'ImageId': '\uff12' is not an integer"),
+    ("extra-field-every-row", lambda t: append_to_data_rows(t, ",0"), "row 1 (line 2) has 3 fields, expected 2"),
+    ("trailing-comma", lambda t: append_to_data_rows(t, ","), "(it ends with a comma"),
+    ("cr-only", lambda t: t.replace("\n", "\r"), "line 1 ends in a lone CR"),
+    ("huge-cell", lambda t: edit_cell(t, 3, 1, "9" * 10_000_000), "line 4 is longer than 256 characters"),
+    ("long-text-label", lambda t: edit_cell(t, 3, 1, "x" * 240), "row 3, column 'Label': 'xxxx"),
+    ("long-header", lambda t: edit_header(t, 1, "L" * 240), "header is 'ImageId,LLLL"),
 ]
 
 

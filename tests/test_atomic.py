@@ -111,3 +111,68 @@ def test_killed_writer_leaves_the_old_file(tmp_path, sig):
             process.kill()
     assert path.read_text() == "ImageId,Label\n1,7\n"
     assert all(name.startswith(".submission.csv.") for name in _leftovers(tmp_path))
+
+
+# ---------------------------------------------------------------- issue 13: unwritable folders, a full disk, outputs together
+from digit_recognizer.errors import UserError  # noqa: E402
+
+
+def _no_space(*args, **kwargs):
+    raise OSError(28, "No space left on device")
+
+
+@pytest.mark.parametrize("where", ["write", "fsync"])
+def test_full_disk_is_one_user_error_and_the_old_file_stays(tmp_path, monkeypatch, where):
+    # ENOSPC while writing or syncing: a UserError naming the file and the fix; the old bytes and no temporary file
+    path = tmp_path / "out.npy"
+    path.write_bytes(b"old")
+    if where == "fsync":
+        monkeypatch.setattr(atomic.os, "fsync", _no_space)
+    with pytest.raises(UserError, match=f"{path}: cannot write the file .*No space left on device.*free space"):
+        with atomic.atomic_open(path, "wb") as handle:
+            handle.write(b"new")
+            if where == "write":
+                _no_space()
+    assert path.read_bytes() == b"old" and _leftovers(tmp_path) == []
+
+
+def test_folder_that_is_a_file_is_one_user_error(tmp_path):
+    # models/ (or submissions/) being a file: one line naming it, not a NotADirectoryError traceback
+    (tmp_path / "models").write_text("x")
+    with pytest.raises(UserError, match="models is a file, not a folder"):
+        atomic.write_text(tmp_path / "models" / "t" / "config.json", "{}")
+
+
+@pytest.mark.parametrize("failing", ["second-write", "target-is-a-folder", "error-after-writes"])
+def test_together_replaces_all_or_none(tmp_path, failing):
+    # inside together(), no file is replaced until every write of the block succeeded
+    first, second = tmp_path / "a.csv", tmp_path / "sub" / "b.npy"
+    second.parent.mkdir()
+    first.write_text("old a")
+    if failing == "target-is-a-folder":
+        second.mkdir()
+    else:
+        second.write_bytes(b"old b")
+    with pytest.raises((UserError, Boom)):
+        with atomic.together():
+            atomic.write_text(first, "new a")
+            assert first.read_text() == "old a"  # not yet renamed
+            if failing == "second-write":
+                with atomic.atomic_open(second, "wb") as handle:
+                    _no_space()
+            else:
+                atomic.write_bytes(second, b"new b")
+            if failing == "error-after-writes":
+                raise Boom()
+    assert first.read_text() == "old a"
+    assert second.is_dir() if failing == "target-is-a-folder" else second.read_bytes() == b"old b"
+    assert _leftovers(tmp_path) == [] and _leftovers(second.parent if not second.is_dir() else tmp_path / "sub") == []
+
+
+def test_together_commits_every_file(tmp_path):
+    # the block succeeding renames every file into place
+    with atomic.together():
+        atomic.write_text(tmp_path / "a.txt", "a")
+        atomic.write_npy(tmp_path / "b.npy", np.arange(3))
+    assert (tmp_path / "a.txt").read_text() == "a" and np.load(tmp_path / "b.npy").tolist() == [0, 1, 2]
+    assert _leftovers(tmp_path) == []

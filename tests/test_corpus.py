@@ -22,7 +22,8 @@ from typing import Callable
 import pandas as pd
 import pytest
 
-from badfiles import BAD_SUBMISSIONS, BAD_TRAIN_CSVS, bad_zips, csv_text, edit_cell, snapshot, write_sample
+from badfiles import (BAD_SUBMISSIONS, BAD_TRAIN_CSVS, append_to_data_rows, bad_zips, competition_zip, csv_text, drop_last_field,
+                      edit_cell, keep_rows, snapshot, write_sample)
 from conftest import run_cli
 from digit_recognizer.cli import main
 from digit_recognizer.config import Paths
@@ -106,10 +107,40 @@ def _zip_case(build):
     return prepare
 
 
+def _forced_zip(name, mutate):
+    """`fetch --zip --force` over good data with a zip whose file ``name`` is edited: refused, the data kept."""
+    def prepare(ctx):
+        texts = dict(ctx.zip_texts, **{name: mutate(ctx.zip_texts[name])})
+        return ["fetch", "--zip", str(competition_zip(ctx.outside / "bad.zip", texts)), "--force"]
+    return prepare
+
+
+def _nested_twice(ctx):
+    extra = {f"{folder}/train.csv": ctx.zip_texts["train.csv"] for folder in ("old", "new")}
+    texts = {name: text for name, text in ctx.zip_texts.items() if name != "train.csv"}
+    return ["fetch", "--zip", str(competition_zip(ctx.outside / "bad.zip", texts, extra=extra)), "--force"]
+
+
+# issue 13 item 2: every file is fully validated before anything replaces the data (and the sample's answer key)
+FORCED_ZIPS = [
+    ("train-nan", "train.csv", lambda t: edit_cell(t, 4, 20, ""), "bad.zip: train.csv: row 4, column 'pixel19': missing value"),
+    ("train-pixel-300", "train.csv", lambda t: edit_cell(t, 3, 10, "300"), "bad.zip: train.csv: row 3, column 'pixel9': pixel 300 is outside 0-255"),
+    ("train-label-11", "train.csv", lambda t: edit_cell(t, 2, 0, "11"), "bad.zip: train.csv: row 2, column 'label': label 11 is outside 0-9"),
+    ("train-float-pixel", "train.csv", lambda t: edit_cell(t, 5, 30, "1.5"), "bad.zip: train.csv: row 5, column 'pixel29': '1.5' is not an integer"),
+    ("train-short-row", "train.csv", lambda t: drop_last_field(t, 6), "bad.zip: train.csv: row 6, column 'pixel783': missing value"),
+    ("train-header-only", "train.csv", lambda t: keep_rows(t, 0), "bad.zip: train.csv: has a header but no rows"),
+    ("train-extra-field", "train.csv", lambda t: append_to_data_rows(t, ",0"), "bad.zip: train.csv: row 1 (line 2) has 786 fields, expected 785"),
+    ("test-pixel-300", "test.csv", lambda t: edit_cell(t, 2, 3, "300"), "bad.zip: test.csv: row 2, column 'pixel3': pixel 300 is outside 0-255"),
+    ("sample-submission-label", "sample_submission.csv", lambda t: edit_cell(t, 3, 1, "x"), "bad.zip: sample_submission.csv: row 3, column 'Label': 'x' is not an integer"),
+    ("sample-submission-rows", "sample_submission.csv", lambda t: keep_rows(t, 5), "bad.zip: sample_submission.csv: has 5 rows, expected 10"),
+]
+
 ZIP_CASES = [Case(name if name.startswith("zip-") else f"zip-{name}", "empty", _zip_case(build), expected)
              for name, build, expected in bad_zips()] + [
     Case("zip-missing", "empty", lambda ctx: ["fetch", "--zip", str(ctx.outside / "nope.zip")], "nope.zip: file not found"),
-]
+    Case("zip-missing-with-data", "data", lambda ctx: ["fetch", "--zip", str(ctx.outside / "nope.zip")], "nope.zip: file not found"),
+    Case("zip-nested-twice", "data", _nested_twice, "holds train.csv twice, as 'old/train.csv' and 'new/train.csv'; keep one copy"),
+] + [Case(f"zip-force-{name}", "data", _forced_zip(file, mutate), expected) for name, file, mutate, expected in FORCED_ZIPS]
 
 
 # ---------------------------------------------------------------- model cases (predict)
@@ -161,6 +192,25 @@ def _with_members(members):
     return lambda text: json.dumps({**json.loads(text), "members": members})
 
 
+def _replace_by_file(folder, args):
+    shutil.rmtree(folder)
+    folder.write_text("not a folder")
+    return args
+
+
+def _file_in_place(folder, args):
+    folder.write_text("not a folder")
+    return list(args)
+
+
+def _block(path, args):
+    """A folder where the command writes the file ``path``: its write fails after the other outputs are written."""
+    path.unlink(missing_ok=True)
+    path.mkdir()
+    (path / "keep").write_text("x")
+    return args
+
+
 MODEL_CASES = [
     Case("model-zero-bytes", "trained", _member(lambda p, ctx: p.write_bytes(b"")), "member-0.keras: model file is empty"),
     Case("model-truncated", "trained", _member(_truncate), "member-0.keras: not a Keras model archive (truncated or not a .keras file)"),
@@ -173,6 +223,10 @@ MODEL_CASES = [
     Case("metrics-corrupt", "trained", _metrics(lambda text: text[: len(text) // 2]), "metrics.json: corrupt metrics file"),
     Case("metrics-no-members", "trained", _metrics(_with_members([])), "metrics.json: corrupt metrics file"),
     Case("metrics-member-outside", "trained", _metrics(_with_members(["../../inputs/evil.keras"])), "metrics.json: corrupt metrics file"),
+    Case("predict-submissions-is-a-file", "trained", lambda ctx: _replace_by_file(Paths(ctx.root).submissions, ["predict", "--experiment", "tiny"]),
+         "submissions is a file, not a folder"),
+    Case("predict-probabilities-blocked", "trained", lambda ctx: _block(ctx.tiny / "test-probabilities.npy", ["predict", "--experiment", "tiny"]),
+         "test-probabilities.npy: cannot write the file"),
     Case("experiment-unknown", "trained", lambda ctx: ["predict", "--experiment", "nope"], "experiment 'nope' not found under"),
     Case("experiment-none-trained", "data", lambda ctx: ["predict"], "no trained experiment found under models/"),
 ]
@@ -205,10 +259,30 @@ def _train_args(*args, name="corpus"):
     return lambda ctx: ["train", "--preset", "seed", "--quiet", *(("--name", name) if name else ()), *args]
 
 
+def _corrupt_leaderboard(ctx, args):
+    _write(Paths(ctx.root).leaderboard, b"experiment,preset\n\xff\xfe broken,\x80\n")
+    return list(args)
+
+
 ARGUMENT_CASES = [
     Case("name-with-slash", "data", _train_args(name="a/b"), "experiment name 'a/b' must be a plain file name"),
     Case("name-hidden", "data", _train_args(name=".hidden"), "must be a plain file name"),
-    Case("name-reserved", "data", _train_args(name="submission"), "--name 'submission' is reserved"),
+    Case("name-reserved", "data", _train_args(name="submission"), "experiment name 'submission' is reserved"),
+    # issue 13 items 9, 10, 12: one strict name rule for experiments and ensembles, nothing written
+    Case("name-leaderboard", "data", _train_args(name="leaderboard"), "experiment name 'leaderboard' is reserved for a file the project owns"),
+    Case("name-newline", "data", _train_args(name="a\nb"), "experiment name 'a\\nb' must be a plain file name"),
+    Case("name-space", "data", _train_args(name=" "), "experiment name ' ' must be a plain file name"),
+    Case("name-300-characters", "data", _train_args(name="a" * 300), "experiment name 'aaaaaaaa"),
+    Case("ensemble-name-leaderboard", "trained", lambda ctx: ["ensemble", "tiny", "other", "--name", "leaderboard"],
+         "ensemble name 'leaderboard' is reserved for a file the project owns"),
+    Case("ensemble-name-submission", "trained", lambda ctx: ["ensemble", "tiny", "other", "--name", "Submission"],
+         "ensemble name 'Submission' is reserved"),
+    Case("ensemble-name-newline", "trained", lambda ctx: ["ensemble", "tiny", "other", "--name", "a\nb"],
+         "ensemble name 'a\\nb' must be a plain file name"),
+    Case("ensemble-name-space", "trained", lambda ctx: ["ensemble", "tiny", "other", "--name", " "], "ensemble name ' ' must be a plain file name"),
+    Case("ensemble-name-300-characters", "trained", lambda ctx: ["ensemble", "tiny", "other", "--name", "e" * 300], "ensemble name 'eeeeeeee"),
+    Case("predict-experiment-300-characters", "trained", lambda ctx: ["predict", "--experiment", "x" * 300], "not found: not a plain name"),
+    Case("report-experiment-300-characters", "trained", lambda ctx: ["report", "--experiment", "x" * 300], "not found: not a plain name"),
     Case("epochs-zero", "data", _train_args("--epochs", "0"), "epochs must be at least 1, got 0"),
     Case("batch-size-negative", "data", _train_args("--batch-size", "-4"), "batch size must be at least 1, got -4"),
     Case("max-rows-negative", "data", _train_args("--max-rows", "-5"), "--max-rows must be 0 (all rows) or positive, got -5"),
@@ -218,10 +292,41 @@ ARGUMENT_CASES = [
     Case("cv-one-fold", "data", _train_args("--cv", "1"), "--cv needs at least 2 folds, got 1"),
     Case("cv-too-many-folds", "data", _train_args("--cv", "100"), "cannot make 100 stratified folds of 600 rows"),
     Case("label-smoothing", "data", _train_args("--label-smoothing", "1.5"), "label smoothing must be in [0, 1), got 1.5"),
+    # issue 13 item 7: every numeric option refuses non-finite and out-of-range values before anything is written
+    *[Case(f"option-{flag.lstrip('-')}-{value}", "data", _train_args(flag, value), expected) for flag, value, expected in [
+        ("--learning-rate", "nan", "--learning-rate must be a finite number, got nan"),
+        ("--learning-rate", "inf", "--learning-rate must be a finite number, got inf"),
+        ("--learning-rate", "-1", "--learning-rate must be positive, got -1.0"),
+        ("--learning-rate", "0", "--learning-rate must be positive, got 0.0"),
+        ("--label-smoothing", "nan", "--label-smoothing must be a finite number, got nan"),
+        ("--label-smoothing", "-0.1", "label smoothing must be in [0, 1), got -0.1"),
+        ("--holdout", "inf", "--holdout must be a finite number, got inf"),
+        ("--holdout", "nan", "--holdout must be a finite number, got nan"),
+        ("--holdout", "0", "holdout must be between 0 and 1, got 0.0"),
+        ("--holdout", "-0.5", "holdout must be between 0 and 1, got -0.5"),
+        ("--seed", "8589934592", "--seed must be between 0 and 2**32 - 1, got 8589934592"),
+        ("--seed", "-1", "--seed must be between 0 and 2**32 - 1, got -1"),
+        ("--epochs", "-3", "epochs must be at least 1, got -3"),
+        ("--batch-size", "0", "batch size must be at least 1, got 0"),
+        ("--patience", "-1", "--patience must be 0 (off) or positive, got -1"),
+        ("--cv", "-2", "--cv needs at least 2 folds, got -2"),
+        ("--max-rows", "-1", "--max-rows must be 0 (all rows) or positive, got -1"),
+    ]],
     Case("experiment-other-settings", "trained", _train_args("--epochs", "2", "--holdout", "0.2", name="tiny"),
          "experiment 'tiny' already exists with other settings or data"),
     Case("experiment-already-trained", "trained", _train_args("--epochs", "2", name="tiny"), "experiment 'tiny' is already trained"),
     Case("no-data", "empty", _train_args(), "train.csv: file not found (run `digit-recognizer fetch` first)"),
+    # issue 13 item 12: an output folder that cannot be written is refused before training, not after it
+    Case("train-models-is-a-file", "data", lambda ctx: _file_in_place(Paths(ctx.root).models, TRAIN), "models is a file, not a folder"),
+    Case("train-submissions-is-a-file", "data", lambda ctx: _file_in_place(Paths(ctx.root).submissions, TRAIN),
+         "submissions is a file, not a folder"),
+    Case("ensemble-submissions-is-a-file", "trained",
+         lambda ctx: _replace_by_file(Paths(ctx.root).submissions, ["ensemble", "tiny", "other", "--name", "blend"]), "submissions is a file, not a folder"),
+    # issue 13 item 14: a corrupt leaderboard is reported before any training (or ensembling) starts
+    Case("leaderboard-corrupt-train", "data", lambda ctx: _corrupt_leaderboard(ctx, TRAIN), "leaderboard.csv: not a readable leaderboard CSV"),
+    Case("leaderboard-corrupt-run", "data", lambda ctx: _corrupt_leaderboard(ctx, ["run", *TRAIN[1:]]), "leaderboard.csv: not a readable leaderboard CSV"),
+    Case("leaderboard-corrupt-ensemble", "trained", lambda ctx: _corrupt_leaderboard(ctx, ["ensemble", "tiny", "other", "--name", "blend"]),
+         "leaderboard.csv: not a readable leaderboard CSV"),
 ]
 
 
@@ -255,7 +360,10 @@ BY_ID = {case.id: case for case in ALL_CASES}
 
 # Run again as real subprocesses: one or more of each kind, including one that loads TensorFlow.
 SUBPROCESS_IDS = ["train-semicolons", "test-pixel-300", "zip-slip-parent", "zip-declared-huge", "model-truncated",
-                  "model-bad-config", "submission-duplicate-id", "submission-float-label", "name-with-slash", "images-empty-folder"]
+                  "model-bad-config", "submission-duplicate-id", "submission-float-label", "name-with-slash", "images-empty-folder",
+                  # issue 13
+                  "train-extra-field-every-row", "zip-force-train-nan", "submission-fullwidth-label", "name-300-characters",
+                  "predict-probabilities-blocked", "leaderboard-corrupt-train"]
 
 
 def test_corpus_is_large_and_unique():
@@ -302,6 +410,7 @@ def _assert_one_error_line(stderr: str, expected: str) -> None:
     assert "Traceback" not in stderr, stderr
     assert len(lines) == 1, stderr
     assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
+    assert len(lines[0]) <= 500, lines[0]  # quoted values are bounded (paths of the temporary project aside)
 
 
 # ---------------------------------------------------------------- the corpus, in process
@@ -412,3 +521,54 @@ def test_missing_root_is_one_line_and_not_created(command, tmp_path, capsys):
     assert code == 2
     _assert_one_error_line(captured.err, "")
     assert not root.exists()
+
+
+@pytest.mark.parametrize("command", [["fetch", "--sample"], ["train", "--preset", "seed"], ["predict"], ["validate"],
+                                     ["ensemble", "a", "b"]])
+def test_root_that_is_a_file_is_one_line(command, tmp_path, capsys):
+    # --root naming a file: one line saying it is a file, no traceback, the file unchanged
+    root = tmp_path / "afile"
+    root.write_text("not a folder")
+    code = main(["--root", str(root), *command])
+    captured = capsys.readouterr()
+    assert code == 2
+    _assert_one_error_line(captured.err, f"--root {root}: is a file, not a project folder")
+    assert root.read_text() == "not a folder"
+
+
+def _file_size_limit(limit: int):
+    """A preexec function: files the process writes may not grow past ``limit`` bytes (a full disk, for it)."""
+    def apply():
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_full_disk_while_predicting_is_one_line_and_replaces_nothing(templates, tmp_path):
+    # a disk that fills while predict writes: one error line naming the file, no traceback, and none of the
+    # outputs (submissions, the saved test probabilities) replaced: they are renamed into place together
+    import subprocess
+    import sys
+
+    root = tmp_path / "project"
+    shutil.copytree(templates["trained"], root)
+    before = snapshot(root)
+    result = subprocess.run([sys.executable, "-m", "digit_recognizer", "--root", str(root), "predict", "--experiment", "tiny"],
+                            capture_output=True, text=True, timeout=300, preexec_fn=_file_size_limit(4096))
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    _assert_one_error_line(result.stderr, "cannot write the file")
+    assert "File too large" in result.stderr
+    assert snapshot(root) == before
+
+
+def test_corrupt_leaderboard_stops_train_before_any_output(templates, texts, tmp_path, capsys):
+    # issue 13 item 14: the corrupt leaderboard is found first: no training line is printed, no model folder made
+    ctx, args = _setup(BY_ID["leaderboard-corrupt-train"], templates, texts, tmp_path)
+    capsys.readouterr()
+    assert main(["--root", str(ctx.root), *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "leaderboard.csv" in captured.err
+    assert not Paths(ctx.root).experiment_dir("corpus").exists()

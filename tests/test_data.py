@@ -112,7 +112,7 @@ def test_bad_train_csv_is_one_precise_user_error(tmp_path, competition, train_te
         load_csv(path, competition, labelled=True, cache_dir=tmp_path / "cache")
     message = str(caught.value)
     assert "train.csv" in message and expected in message, message
-    assert "\n" not in message
+    assert "\n" not in message and len(message) <= 250, message  # every quoted value is bounded
     assert not (tmp_path / "cache").exists()  # nothing cached for a bad file
 
 
@@ -224,3 +224,66 @@ def test_corrupt_cache_is_rebuilt_never_used(tmp_path, competition, train_text, 
     assert np.array_equal(again.images, good.images) and np.array_equal(again.labels, good.labels)
     with np.load(cache_file, allow_pickle=False) as rebuilt:
         assert np.array_equal(rebuilt["images"], good.images)
+
+
+# ---------------------------------------------------------------- issue 13: exact parsing, bounded reading
+def _quote_every_field(text: str) -> str:
+    return "\n".join(",".join(f'"{field}"' for field in line.split(",")) for line in text.splitlines()) + "\n"
+
+
+@pytest.mark.parametrize("labelled", [True, False])
+def test_fully_quoted_csv_is_read_like_the_plain_file(tmp_path, competition, train_text, test_text, labelled):
+    # "label","pixel0",... with every cell quoted is well-formed CSV: the same arrays as the plain file
+    text = train_text if labelled else test_text
+    plain = load_csv(_write(tmp_path, "plain.csv", text), competition, labelled=labelled)
+    quoted = load_csv(_write(tmp_path, "train.csv" if labelled else "test.csv", _quote_every_field(text)), competition, labelled=labelled)
+    assert np.array_equal(plain.images, quoted.images)
+    assert (plain.labels is None and quoted.labels is None) or np.array_equal(plain.labels, quoted.labels)
+
+
+def test_extra_field_on_every_test_row_is_refused_not_shifted(tmp_path, competition, test_text):
+    # test.csv with one more field on every data row once shifted every image by one pixel without a word
+    header, *rows = test_text.splitlines()
+    path = _write(tmp_path, "test.csv", "\n".join([header, *(row + ",0" for row in rows)]) + "\n")
+    with pytest.raises(UserError, match=_escape("test.csv: row 1 (line 2) has 785 fields, expected 784")):
+        load_csv(path, competition, labelled=False)
+
+
+def test_file_too_large_is_refused_before_it_is_read(tmp_path, competition, train_text, monkeypatch):
+    # a (sparse) file larger than any competition CSV is refused from its size: never hashed, scanned or parsed
+    path = tmp_path / "train.csv"
+    with open(path, "wb") as handle:
+        handle.write(train_text.encode())
+        handle.truncate(data.MAX_DATA_BYTES + 1)
+    monkeypatch.setattr(data, "file_fingerprint", lambda *args: pytest.fail("read the oversized file"))
+    monkeypatch.setattr(data.pd, "read_csv", lambda *args, **kwargs: pytest.fail("parsed the oversized file"))
+    with pytest.raises(UserError, match="train.csv: 256 MiB, larger than a competition CSV file can be") as caught:
+        load_csv(path, competition, labelled=True, cache_dir=tmp_path / "cache")
+    assert len(str(caught.value)) < 150
+
+
+@pytest.mark.parametrize("labels, expected", [
+    ([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], []),
+    ([0, 1, 2, 3, 4, 5, 6, 8, 9, 9], ["no row of label 7: a model trained on it never predicts that digit"]),
+    ([0] * 5, ["no row of label 1, 2, 3, 4, 5, 6, 7, 8, 9"]),
+])
+def test_class_warnings_name_the_missing_labels(competition, labels, expected):
+    # train.csv lacking a class is said (fetch and train print it)
+    warnings = data.class_warnings(np.array(labels), competition)
+    assert len(warnings) == len(expected)
+    for warning, part in zip(warnings, expected):
+        assert warning.startswith("train.csv has ") and part in warning
+
+
+@pytest.mark.slow
+def test_train_warns_when_train_csv_lacks_a_class(project, competition, capsys):
+    # a train.csv without any 7 trains (the other nine digits are fine) but says so before training
+    from digit_recognizer.cli import main
+
+    train_file = project.data_file(competition, "train")
+    header, *rows = train_file.read_text().splitlines()
+    train_file.write_text("\n".join([header, *(row for row in rows if not row.startswith("7,"))]) + "\n")
+    code = main(["--root", str(project.root), "train", "--preset", "seed", "--epochs", "1", "--name", "no7", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "warning: train.csv has no row of label 7: a model trained on it never predicts that digit" in out, out

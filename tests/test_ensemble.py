@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from badfiles import copy_project
+from badfiles import copy_project, snapshot
 from digit_recognizer.experiment import Validation
 from digit_recognizer.modeling import ensemble
 from digit_recognizer.tracking import leaderboard
@@ -100,16 +100,23 @@ def test_take_rows_aligns_members_by_train_row():
     (["tiny", "other", "--name", "other"], "is one of the ensemble's experiments"),
     (["tiny", "other", "--name", "folds"], "holds a trained experiment"),
     (["tiny", "other", "--name", "../escape"], "use letters, digits"),
+    # issue 13 items 9, 10, 12: the name rule of experiments, and no name of a file the project owns
+    (["tiny", "other", "--name", "leaderboard"], "ensemble name 'leaderboard' is reserved for a file the project owns"),
+    (["tiny", "other", "--name", "submission"], "ensemble name 'submission' is reserved"),
+    (["tiny", "other", "--name", "a\nb"], "ensemble name 'a\\nb' must be a plain file name"),
+    (["tiny", "other", "--name", " "], "ensemble name ' ' must be a plain file name"),
+    (["tiny", "other", "--name", "n" * 300], "must be a plain file name"),
 ])
 def test_bad_ensembles_are_refused_with_one_line_and_nothing_written(two_experiments, capsys, args, message):
-    # each refusal: exit 2, one `error:` line naming the problem, no submission or ensemble folder written
+    # each refusal: exit 2, one bounded `error:` line naming the problem, and no file under inputs/, models/ or
+    # submissions/ written, replaced or changed (submissions/leaderboard.csv above all)
     paths = two_experiments
-    before = sorted(p.name for p in paths.submissions.iterdir()), sorted(p.name for p in paths.models.iterdir())
+    before = snapshot(paths.root)
     capsys.readouterr()
     assert _run(paths, *args) == 2
     error = capsys.readouterr().err.strip().splitlines()
-    assert len(error) == 1 and error[0].startswith("error: ") and message in error[0]
-    assert (sorted(p.name for p in paths.submissions.iterdir()), sorted(p.name for p in paths.models.iterdir())) == before
+    assert len(error) == 1 and error[0].startswith("error: ") and message in error[0] and len(error[0]) < 250, error
+    assert snapshot(paths.root) == before
 
 
 @pytest.mark.slow
@@ -120,3 +127,52 @@ def test_train_refuses_an_ensembles_name(two_experiments, capsys):
     capsys.readouterr()
     assert main(["--root", str(paths.root), "train", "--preset", "seed", "--epochs", "1", "--name", "taken", "--quiet"]) == 2
     assert "is an ensemble" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ensemble_follows_a_changed_test_csv(two_experiments, tmp_path):
+    # issue 13 item 4: saved test probabilities are keyed by test.csv's hash: after test.csv's rows are reversed
+    # (same row count), the members are predicted again and the ensemble's submission follows the new order
+    paths = Paths(copy_project(two_experiments.root, tmp_path / "project"))
+    assert _run(paths, "tiny", "other", "--name", "before") == 0
+    before = pd.read_csv(paths.submission_file("before"))["Label"].to_numpy()
+    test_file = paths.data / "test.csv"
+    header, *rows = test_file.read_text().splitlines()
+    test_file.write_text("\n".join([header, *rows[::-1]]) + "\n")
+    assert _run(paths, "tiny", "other", "--name", "after") == 0
+    after = pd.read_csv(paths.submission_file("after"))["Label"].to_numpy()
+    assert len(after) == len(before) and (after != before).any()
+    assert (after == before[::-1]).mean() > 0.99  # the same images, in the new order (a float tie aside)
+
+
+@pytest.mark.slow
+def test_report_of_an_ensemble_names_it_and_suggests_no_training(two_experiments, capsys):
+    # `report --experiment ENSEMBLE`: one line saying it is an ensemble, not a `train --name` that is then refused
+    paths = two_experiments
+    if not (paths.experiment_dir("reported") / "ensemble.json").exists():
+        assert _run(paths, "tiny", "other", "--name", "reported") == 0
+    capsys.readouterr()
+    assert main(["--root", str(paths.root), "report", "--experiment", "reported"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "'reported' is an ensemble" in error[0] and "train --name" not in error[0], error
+
+
+@pytest.mark.slow
+def test_images_reads_with_the_best_trained_experiment_when_an_ensemble_leads(two_experiments, tmp_path, capsys):
+    # issue 13 item 5: with an ensemble first on the leaderboard, `images` reads with the next best *trained*
+    # experiment (not the latest one) and says which it used and why
+    from conftest import REPO_ROOT
+
+    paths = Paths(copy_project(two_experiments.root, tmp_path / "project"))
+    assert _run(paths, "tiny", "other", "--name", "leader") == 0
+    for experiment, score in (("leader", "1.00000"), ("tiny", "0.90000"), ("other", "0.50000"), ("folds", "0.40000")):
+        leaderboard.upsert(paths.leaderboard, experiment, score=score)
+    assert leaderboard.sorted_rows(paths.leaderboard)[0]["experiment"] == "leader"
+    from digit_recognizer.experiment import latest
+
+    assert latest(paths).name != "tiny"  # the old choice (the latest trained) would differ
+    capsys.readouterr()
+    photo = REPO_ROOT / "inputs" / "custom" / "7_shadow.jpg"
+    assert main(["--root", str(paths.root), "images", str(photo), "--out", str(tmp_path / "read")]) == 0
+    out = capsys.readouterr().out
+    assert "reading with experiment tiny (the best trained experiment on the leaderboard (rank 2))" in out, out

@@ -51,7 +51,7 @@ def test_zip_keeps_present_files_unless_forced(tmp_path, competition, texts, sam
     before = snapshot(root)
     assert _fetch_zip(root, competition, zip_path).skipped
     assert snapshot(root) == before
-    changed = dict(texts, **{"test.csv": csv_text(sample_frames[1].head(12))})
+    changed = dict(texts, **{"test.csv": csv_text(sample_frames[1].head(12)), "sample_submission.csv": csv_text(sample_frames[2].head(12))})
     result = _fetch_zip(root, competition, competition_zip(tmp_path / "b.zip", changed), force=True)
     assert not result.skipped
     assert len(pd.read_csv(data / "test.csv")) == 12
@@ -144,3 +144,62 @@ def test_fetch_sample_writes_kaggle_layout_and_answer_key(tmp_path, competition,
     before = snapshot(tmp_path)
     assert fetch.fetch(paths, competition, source="sample").skipped
     assert snapshot(tmp_path) == before
+
+
+# ---------------------------------------------------------------- issue 13: nested copies, installing all files together
+def test_top_level_file_is_preferred_over_a_nested_copy(tmp_path, competition, texts, sample_frames):
+    # a zip holding old/train.csv (10 rows) before train.csv installs the top-level train.csv and says what it ignored
+    nested = csv_text(sample_frames[0].head(10))
+    zip_path = tmp_path / "a.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        archive.writestr("old/train.csv", nested)
+        for name, text in texts.items():
+            archive.writestr(name, text)
+    result = _fetch_zip(tmp_path / "project", competition, zip_path)
+    assert (Paths(tmp_path / "project").data / "train.csv").read_text() == texts["train.csv"]
+    assert any("used 'train.csv', ignored 'old/train.csv'" in warning for warning in result.warnings), result.warnings
+
+
+def test_failed_install_puts_every_previous_file_back(tmp_path, competition, texts, sample_frames, monkeypatch):
+    # the checked files replace the old ones together: a failure after the first rename restores them all
+    root = tmp_path / "project"
+    _fetch_zip(root, competition, competition_zip(tmp_path / "a.zip", texts))
+    data = Paths(root).data
+    (data / "test_labels.csv").write_text("ImageId,Label\n1,0\n")
+    before = snapshot(root)
+    changed = {name: csv_text(frame.head(12)) for name, frame in zip(competition.file_names, sample_frames)}
+    real_replace, installed = fetch.os.replace, []
+
+    def failing_replace(source, target):
+        if source.parent.name.startswith(".extract-"):  # a checked file moving into place: the second one fails
+            installed.append(target)
+            if len(installed) == 2:
+                raise OSError(28, "No space left on device")
+        return real_replace(source, target)
+
+    monkeypatch.setattr(fetch.os, "replace", failing_replace)
+    with pytest.raises(UserError, match="cannot install the files .*No space left on device.*the previous files are kept"):
+        _fetch_zip(root, competition, competition_zip(tmp_path / "b.zip", changed), force=True)
+    assert snapshot(root) == before
+
+
+def test_fetch_sample_validates_before_installing(tmp_path, competition, sample_frames, monkeypatch):
+    # the sample goes through the same checks: a bad frame is refused and the data present is kept
+    paths = Paths(tmp_path)
+    monkeypatch.setattr(fetch, "build_sample_frames", lambda competition: sample_frames)
+    fetch.fetch(paths, competition, source="sample")
+    before = snapshot(tmp_path)
+    broken = sample_frames[0].astype("int64")
+    broken.loc[broken.index[2], "pixel7"] = 300
+    monkeypatch.setattr(fetch, "build_sample_frames", lambda competition: (broken, *sample_frames[1:]))
+    with pytest.raises(UserError, match="train.csv: row 3, column 'pixel7': pixel 300 is outside 0-255"):
+        fetch.fetch(paths, competition, source="sample", force=True)
+    assert snapshot(tmp_path) == before
+
+
+def test_fetch_warns_when_train_csv_lacks_a_class(tmp_path, competition, sample_frames):
+    # a zip whose train.csv has no 3 is installed (it is valid) with a warning naming the missing label
+    train = sample_frames[0][sample_frames[0]["label"] != 3].head(40)
+    texts = dict(zip(competition.file_names, (csv_text(train), csv_text(sample_frames[1].head(10)), csv_text(sample_frames[2].head(10)))))
+    result = _fetch_zip(tmp_path / "project", competition, competition_zip(tmp_path / "a.zip", texts))
+    assert any("train.csv has no row of label 3" in warning for warning in result.warnings), result.warnings

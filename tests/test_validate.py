@@ -42,13 +42,15 @@ def test_accuracy_counts_wrong_labels(project, capsys, answer_text, wrong):
     assert code == 0 and f"accuracy {(200 - wrong) / 200:.5f}" in out
 
 
-@pytest.mark.parametrize("variant", ["bom", "crlf", "shuffled", "spaces"])
+@pytest.mark.parametrize("variant", ["bom", "crlf", "shuffled", "spaces", "quoted"])
 def test_accepted_variants(project, capsys, answer_text, variant):
-    # a BOM, CRLF line endings, rows in any order and padded cells are all the same valid submission
+    # a BOM, CRLF line endings, rows in any order, padded cells and quoted cells are all the same valid submission
     if variant == "shuffled":
         header, *rows = answer_text.splitlines()
         rows = [rows[i] for i in np.random.default_rng(0).permutation(len(rows))]
         content = "\n".join([header, *rows]) + "\n"
+    elif variant == "quoted":
+        content = "\n".join(",".join(f'"{field}"' for field in line.split(",")) for line in answer_text.splitlines()) + "\n"
     elif variant == "spaces":
         content = answer_text.replace(",", ", ").replace("ImageId, Label", "ImageId,Label")
     else:
@@ -73,6 +75,7 @@ def test_bad_submission_is_one_line_error(project, capsys, answer_text, mutate, 
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("error: ") and "mine.csv: " in err, err
     assert expected in err, err
+    assert len(err) <= 200, err  # every quoted value is bounded
 
 
 @pytest.mark.parametrize("kind, expected", [("directory", "is a directory"), ("missing", "file not found")])
@@ -94,8 +97,13 @@ def test_default_file_is_submissions_submission_csv(project, capsys, answer_text
     assert "submission.csv: valid (200 rows)" in capsys.readouterr().out
 
 
-def test_broken_answer_key_is_named(project, capsys, answer_text):
-    # a damaged test_labels.csv is reported as such, not as a crash
-    project.test_labels.write_text("ImageId;Label\n1;2\n")
+@pytest.mark.parametrize("damage", [
+    lambda key: "ImageId;Label\n1;2\n",
+    lambda key: "\n".join([key.splitlines()[0], *(line + ",0" for line in key.splitlines()[1:])]) + "\n",  # no silent shift
+    lambda key: key.replace(",7\n", ",\uff17\n"),
+], ids=["semicolons", "extra-field-every-row", "fullwidth-digit"])
+def test_broken_answer_key_is_named(project, capsys, answer_text, damage):
+    # a damaged test_labels.csv is reported as such (one bounded line), not as a crash or a wrong accuracy
+    project.test_labels.write_text(damage(answer_text))
     code, _, err = _validate(project, capsys, answer_text)
-    assert code == 2 and "test_labels.csv: not a valid answer key" in err
+    assert code == 2 and "test_labels.csv: not a valid answer key" in err and err.count("\n") == 1, err

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from digit_recognizer.errors import UserError
+from digit_recognizer.errors import UserError, quote
 
 ROOT_ENV = "DIGIT_RECOGNIZER_ROOT"
 COMPETITION_ENV = "DIGIT_RECOGNIZER_COMPETITION"
@@ -79,9 +79,10 @@ def kaggle_dir() -> Path:
 
 
 def find_project_root(start: Path | None = None) -> Path:
-    """The project root: $DIGIT_RECOGNIZER_ROOT, /kaggle/working in a kernel, else the
-    nearest folder above ``start`` (default: the working directory) holding the
-    competition spec, else the source checkout this package was installed from."""
+    """The project root: $DIGIT_RECOGNIZER_ROOT, /kaggle/working in a kernel, else the nearest folder above
+    ``start`` (default: the working directory) holding competition/competition.json, else ``start`` itself.
+
+    Never the source checkout the package was installed from: a command run in an unrelated folder works there."""
     if os.environ.get(ROOT_ENV):
         return Path(os.environ[ROOT_ENV]).resolve()
     if in_kaggle_kernel():
@@ -90,9 +91,6 @@ def find_project_root(start: Path | None = None) -> Path:
     for folder in (start, *start.parents):
         if (folder / SPEC_RELATIVE).is_file():
             return folder
-    package_root = Path(__file__).resolve().parents[2]
-    if (package_root / SPEC_RELATIVE).is_file():
-        return package_root
     return start
 
 
@@ -110,7 +108,7 @@ def load_competition(root: Path | None = None) -> Competition:
             try:
                 return Competition.from_dict(json.loads(path.read_text(encoding="utf-8")))
             except (ValueError, KeyError) as error:
-                raise UserError(f"{path}: not a valid competition spec ({error})") from None
+                raise UserError(f"{path}: not a valid competition spec ({quote(error)})") from None
     raise UserError(f"competition spec not found (looked for {', '.join(map(str, candidates))})")
 
 
@@ -183,7 +181,11 @@ class Paths:
 
     @classmethod
     def discover(cls, root: Path | None = None) -> "Paths":
-        return cls(Path(root).resolve() if root else find_project_root())
+        """The project at ``root`` (``--root``), else the one :func:`find_project_root` finds; a file is refused."""
+        folder = Path(root).resolve() if root else find_project_root()
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"{'--root ' if root else ''}{folder}: is a file, not a project folder")
+        return cls(folder)
 
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
@@ -193,13 +195,13 @@ RESERVED_NAMES = frozenset({"submission", "leaderboard", "images", "kernels", "s
 def check_name(name: str, what: str = "experiment") -> str:
     """The one rule for experiment and ensemble names (they name folders and files): 1-80 letters, digits,
     '.', '_' and '-', starting with a letter or digit, and none of the names of files the project owns."""
-    from digit_recognizer.errors import quote
 
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or name.endswith((".csv", ".lock")):
         raise ValueError(f"{what} name {quote(name)} must be a plain file name: use letters, digits, '.', '_' and '-' "
                          "(at most 80, starting with a letter or digit)")
     if name.lower() in RESERVED_NAMES:
-        raise ValueError(f"--name '{name}' is reserved for files in submissions/; choose another")
+        raise ValueError(f"{what} name {quote(name)} is reserved for a file the project owns (submissions/{name.lower()}.csv "
+                         "or a folder); choose another --name")
     return name
 
 
@@ -277,9 +279,9 @@ class ExperimentConfig:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be auto, float32, mixed_bfloat16 or mixed_float16, got {self.precision}")
         if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture '{self.architecture}', choose from {', '.join(ARCHITECTURES)}")
+            raise ValueError(f"unknown architecture {quote(self.architecture)}, choose from {', '.join(ARCHITECTURES)}")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule '{self.schedule}'")
+            raise ValueError(f"unknown schedule {quote(self.schedule)}")
         if not 0 <= self.elastic <= 1:
             raise ValueError(f"--elastic must be between 0 and 1 (the share of images distorted), got {self.elastic}")
         if self.elastic and not self.augment:

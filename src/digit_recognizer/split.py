@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from digit_recognizer.atomic import atomic_open
-from digit_recognizer.errors import UserError
+from digit_recognizer.errors import UserError, quote
 
 HOLDOUT_TRAIN = -1
 
@@ -38,7 +38,7 @@ def make_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     try:
         _, valid_rows = train_test_split(rows, test_size=fraction, stratify=labels, random_state=seed)
     except ValueError as error:  # too few rows (per class) for this fraction
-        raise UserError(f"cannot hold out {fraction:g} of {len(labels)} rows stratified by label: {error}") from None
+        raise UserError(f"cannot hold out {fraction:g} of {len(labels)} rows stratified by label: {quote(error)}") from None
     folds = np.full(len(labels), HOLDOUT_TRAIN, dtype=np.int64)
     folds[valid_rows] = 0
     return folds
@@ -54,7 +54,7 @@ def make_folds(labels: np.ndarray, num_folds: int, seed: int) -> np.ndarray:
         for fold, (_, valid_rows) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
             folds[valid_rows] = fold
     except ValueError as error:  # more folds than rows of some label
-        raise UserError(f"cannot make {num_folds} stratified folds of {len(labels)} rows: {error}") from None
+        raise UserError(f"cannot make {num_folds} stratified folds of {len(labels)} rows: {quote(error)}") from None
     return folds
 
 

@@ -10,8 +10,11 @@ import pandas as pd
 
 from digit_recognizer.atomic import atomic_open
 from digit_recognizer.config import Competition, Paths
-from digit_recognizer.data import check_readable_file, read_header
-from digit_recognizer.errors import UserError
+from digit_recognizer.data import check_lines, check_readable_file, check_size, read_header, read_rows_exactly
+from digit_recognizer.errors import UserError, quote
+
+MAX_SUBMISSION_BYTES = 16 << 20  # a real submission is ~240 KB (28,000 short rows)
+MAX_SUBMISSION_LINE = 256
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,9 @@ def expected_test_rows(paths: Paths, competition: Competition) -> int:
     """Rows of the test.csv present locally (the sample has fewer), else the competition's count."""
     test_file = paths.data_file(competition, "test")
     if test_file.is_file():
+        from digit_recognizer.data import MAX_DATA_BYTES
+
+        check_size(test_file, MAX_DATA_BYTES, "a competition CSV file")
         with open(test_file, "rb") as handle:
             lines = sum(1 for line in handle if line.strip())
         return max(0, lines - 1)
@@ -48,25 +54,22 @@ def read_submission(path: Path, competition: Competition, expected_rows: int) ->
     """Validate a submission file; return its labels ordered by ImageId."""
     path = Path(path)
     check_readable_file(path)
+    check_size(path, MAX_SUBMISSION_BYTES, "a submission")
+    check_lines(path, MAX_SUBMISSION_LINE, "a submission")
     name = path.name
     expected = list(competition.submission_columns)
-    header = read_header(path)
+    header = read_header(path, MAX_SUBMISSION_LINE)
     if header != expected:
-        raise UserError(f"{name}: header is '{','.join(header)}', expected '{','.join(expected)}'")
-    try:
-        frame = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
-    except pd.errors.ParserError as error:
-        raise UserError(f"{name}: cannot be parsed as CSV ({str(error).strip().splitlines()[-1]})") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{name}: not a UTF-8 text CSV file") from None
+        raise UserError(f"{name}: header is {quote(','.join(header))}, expected '{','.join(expected)}'")
+    frame = read_rows_exactly(path, expected, dtype=str, keep_default_na=False)
     id_column, label_column = expected
     for column, low, high in ((id_column, competition.image_id_start, competition.image_id_start + expected_rows - 1),
                               (label_column, 0, competition.num_classes - 1)):
         text = frame[column].str.strip()
-        not_integer = ~text.str.fullmatch(r"[+-]?\d{1,18}")
+        not_integer = ~text.str.fullmatch(r"[+-]?[0-9]{1,18}")  # ASCII digits only: Kaggle refuses '٣' or '５'
         if not_integer.any():
             row = int(np.flatnonzero(not_integer.to_numpy())[0])
-            raise UserError(f"{name}: row {row + 1}, column '{column}': '{frame[column].iloc[row]}' is not an integer")
+            raise UserError(f"{name}: row {row + 1}, column '{column}': {quote(frame[column].iloc[row])} is not an integer")
         values = text.astype(np.int64).to_numpy()
         out_of_range = (values < low) | (values > high)
         if out_of_range.any():
@@ -86,13 +89,22 @@ def read_submission(path: Path, competition: Competition, expected_rows: int) ->
 
 
 def read_answer_key(key_file: Path, competition: Competition) -> np.ndarray:
-    """The sample's ``test_labels.csv`` (``ImageId,Label``) as labels ordered by ImageId."""
-    id_column, label_column = competition.submission_columns
+    """The sample's ``test_labels.csv`` (``ImageId,Label``) as labels ordered by ImageId, read as exactly as a
+    submission (its row count may differ from test.csv's: then the caller does not score)."""
+    columns = list(competition.submission_columns)
+    id_column, label_column = columns
     try:
-        frame = pd.read_csv(key_file)
-        return frame.sort_values(id_column)[label_column].to_numpy(dtype=np.int64)
-    except (ValueError, KeyError, TypeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise UserError(f"{key_file}: not a valid answer key ({type(error).__name__}); run `digit-recognizer fetch --sample --force`") from None
+        check_size(key_file, MAX_SUBMISSION_BYTES, "an answer key")
+        check_lines(key_file, MAX_SUBMISSION_LINE, "an answer key")
+        header = read_header(key_file, MAX_SUBMISSION_LINE)
+        if header != columns:
+            raise UserError(f"header is {quote(','.join(header))}, expected '{','.join(columns)}'")
+        text = read_rows_exactly(key_file, columns, dtype=str, keep_default_na=False).apply(lambda column: column.str.strip())
+        if not text.apply(lambda column: column.str.fullmatch(r"[0-9]{1,18}")).all().all():
+            raise UserError("a cell is not a whole number")
+        return text.astype(np.int64).sort_values(id_column)[label_column].to_numpy()
+    except UserError as error:
+        raise UserError(f"{key_file}: not a valid answer key ({quote(error)}); run `digit-recognizer fetch --sample --force`") from None
 
 
 def check_submission(path: Path, paths: Paths, competition: Competition) -> SubmissionCheck:

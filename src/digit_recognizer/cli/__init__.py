@@ -60,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="digit-recognizer", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--root", type=Path, help="project folder holding inputs/, models/, submissions/ (default: found from the working directory)")
+    parser.add_argument("--root", type=Path, help="project folder holding inputs/, models/, submissions/ (default: the nearest folder above the "
+                             "working directory holding competition/competition.json, else the working directory; "
+                             "$DIGIT_RECOGNIZER_ROOT overrides it)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in (pipeline, tracking, images, kaggle):
         module.register(subparsers)

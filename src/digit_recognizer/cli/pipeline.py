@@ -156,7 +156,11 @@ def run_training(config, paths, competition, quiet: bool = False):
     from digit_recognizer.modeling.train import train_experiment
     from digit_recognizer.tracking import leaderboard
 
+    from digit_recognizer.atomic import check_writable_folder
+
     leaderboard.read_rows(paths.leaderboard)  # a corrupt leaderboard is reported now, not after the training
+    for folder in (paths.experiment_dir(config.name), paths.submissions, paths.inputs):  # and an unwritable output folder
+        check_writable_folder(folder)
     say(f"experiment {config.name}: preset {config.preset}, architecture {config.architecture}, {config.epochs} epochs"
         + (f", {config.cv}-fold CV" if config.cv else f", holdout {config.holdout:g}"))
     try:
@@ -229,8 +233,12 @@ def cmd_ensemble(args) -> int:
     from digit_recognizer.modeling.ensemble import ensemble_experiments
     from digit_recognizer.tracking import leaderboard
 
+    from digit_recognizer.atomic import check_writable_folder
+
     paths, competition = context(args)
     leaderboard.read_rows(paths.leaderboard)
+    for folder in (paths.models, paths.submissions):
+        check_writable_folder(folder)
     name = args.name or time.strftime("ensemble-%Y%m%d-%H%M%S")
     result = ensemble_experiments(paths, competition, args.experiments, name, args.weights)
     for experiment, weight in zip(result.members, result.weights):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digit_recognizer.atomic import write_json
+from digit_recognizer.atomic import together, write_json
 from digit_recognizer.config import Competition, Paths
 from digit_recognizer.data import Dataset, load_test
 from digit_recognizer.errors import UserError
@@ -149,23 +149,24 @@ def ensemble_experiments(
     ensemble = Experiment(paths, name)
     labels = probabilities.argmax(axis=1)
     finished = time.strftime("%Y-%m-%dT%H:%M:%S")
-    submission = write_submission(ensemble.submission_file, labels, competition)
-    latest = write_submission(paths.latest_submission, labels, competition)
-    ensemble.write_test_probabilities(probabilities, test.fingerprint)
-    write_json(
-        ensemble.ensemble_file,
-        {
-            "ensemble": name,
-            "members": experiments,
-            "weights": member_weights,
-            "validation": validation,
-            "validation_rows": int(len(rows)),
-            "score": score,
-            "member_scores": member_scores,
-            "notes": notes,
-            "finished": finished,
-        },
-    )
+    with together():  # the ensemble's outputs replace the previous ones all or none
+        submission = write_submission(ensemble.submission_file, labels, competition)
+        latest = write_submission(paths.latest_submission, labels, competition)
+        ensemble.write_test_probabilities(probabilities, test.fingerprint)
+        write_json(
+            ensemble.ensemble_file,
+            {
+                "ensemble": name,
+                "members": experiments,
+                "weights": member_weights,
+                "validation": validation,
+                "validation_rows": int(len(rows)),
+                "score": score,
+                "member_scores": member_scores,
+                "notes": notes,
+                "finished": finished,
+            },
+        )
     return EnsembleResult(
         name,
         experiments,

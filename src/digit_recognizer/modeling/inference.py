@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from digit_recognizer.atomic import together
 from digit_recognizer.config import Competition, Paths
 from digit_recognizer.data import load_test
 from digit_recognizer.errors import UserError
@@ -126,7 +127,8 @@ def predict_experiment(
     models = load_members(paths, found.name)
     probabilities = ensemble_probabilities(models, test.images, tta=tta)
     labels = probabilities.argmax(axis=1)
-    submission = write_submission(found.submission_file, labels, competition)
-    latest = write_submission(paths.latest_submission, labels, competition)
-    found.write_test_probabilities(probabilities, test.fingerprint, tta=tta)
+    with together():  # the three outputs replace the previous ones all or none
+        submission = write_submission(found.submission_file, labels, competition)
+        latest = write_submission(paths.latest_submission, labels, competition)
+        found.write_test_probabilities(probabilities, test.fingerprint, tta=tta)
     return Prediction(found.name, probabilities, submission, latest)

@@ -27,7 +27,7 @@ from digit_recognizer import split
 from digit_recognizer.atomic import atomic_path, write_json, write_npz, write_text
 from digit_recognizer.compat import BACKUP_METADATA, BACKUP_WEIGHTS, atomic_backup_callback
 from digit_recognizer.config import Competition, ExperimentConfig, Paths
-from digit_recognizer.data import Dataset, load_train
+from digit_recognizer.data import Dataset, class_warnings, load_train
 from digit_recognizer.errors import UserError, quote
 from digit_recognizer.experiment import FULL_MEMBER, Experiment
 from digit_recognizer.modeling.inference import predict_probabilities
@@ -505,6 +505,8 @@ def train_experiment(
 ) -> TrainResult:
     """Train every member of an experiment, then score the holdout / out-of-fold predictions."""
     dataset = dataset if dataset is not None else load_train(paths, competition)
+    for warning in class_warnings(dataset.labels, competition):
+        log(f"warning: {warning}")
     rows = subset_rows(dataset.labels, config.max_rows, config.seed)
     images, labels = dataset.images[rows], dataset.labels[rows]
     fingerprint = dataset.fingerprint if len(rows) == len(dataset) else f"{dataset.fingerprint}-n{len(rows)}"

@@ -25,7 +25,7 @@ import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from digit_recognizer.atomic import write_text
+from digit_recognizer.atomic import ensure_folder, write_text
 from digit_recognizer.errors import UserError
 
 COLUMNS = (
@@ -54,7 +54,7 @@ COLUMNS = (
 def locked(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``<path>.lock`` for the duration of the block."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(path.parent)
     with open(path.with_name(path.name + ".lock"), "a+") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         try:
