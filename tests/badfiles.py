@@ -39,7 +39,12 @@ def snapshot(root: Path) -> dict:
                 state[str(path.relative_to(root))] = ("dir",)
             else:
                 stat = path.stat()
-                state[str(path.relative_to(root))] = ("file", stat.st_size, stat.st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
+                state[str(path.relative_to(root))] = (
+                    "file",
+                    stat.st_size,
+                    stat.st_mtime_ns,
+                    hashlib.sha256(path.read_bytes()).hexdigest(),
+                )
     return state
 
 
@@ -133,7 +138,7 @@ def patch_declared_size(path: Path, entry: str, size: int) -> Path:
     data = bytearray(Path(path).read_bytes())
     for offset in _central_headers(bytes(data)):
         name_length = struct.unpack_from("<H", data, offset + 28)[0]
-        if data[offset + 46: offset + 46 + name_length].decode() == entry:
+        if data[offset + 46 : offset + 46 + name_length].decode() == entry:
             struct.pack_into("<I", data, offset + 24, size)
             Path(path).write_bytes(bytes(data))
             return Path(path)
@@ -145,7 +150,7 @@ def mark_encrypted(path: Path, entry: str) -> Path:
     data = bytearray(Path(path).read_bytes())
     for offset in _central_headers(bytes(data)):
         name_length = struct.unpack_from("<H", data, offset + 28)[0]
-        if data[offset + 46: offset + 46 + name_length].decode() == entry:
+        if data[offset + 46 : offset + 46 + name_length].decode() == entry:
             data[offset + 8] |= 0x01
             Path(path).write_bytes(bytes(data))
             return Path(path)
@@ -190,7 +195,11 @@ BAD_TRAIN_CSVS = [
     ("semicolons", lambda t: t.replace(",", ";"), "columns are separated by ';'"),
     ("tabs", lambda t: t.replace(",", "\t"), "separated by tabs"),
     ("duplicate-header", lambda t: edit_header(t, 2, "pixel0"), "header repeats column 'pixel0'"),
-    ("extra-column", lambda t: append_field(t, None, "7").replace("pixel783,7", "pixel783,extra", 1), "extra column 'extra'"),
+    (
+        "extra-column",
+        lambda t: append_field(t, None, "7").replace("pixel783,7", "pixel783,extra", 1),
+        "extra column 'extra'",
+    ),
     ("missing-column", lambda t: drop_last_field(t, None), "missing 'pixel783'"),
     ("header-typo", lambda t: edit_header(t, 6, "pixle5"), "header column 7 is 'pixle5', expected 'pixel5'"),
     ("no-header", lambda t: t.split("\n", 1)[1], "the first line is data, not the header label,pixel0,...,pixel783"),
@@ -198,11 +207,23 @@ BAD_TRAIN_CSVS = [
     ("row-too-short", lambda t: drop_last_field(t, 3), "row 3, column 'pixel783': missing value"),
     ("empty-cell", lambda t: edit_cell(t, 5, 100, ""), "row 5, column 'pixel99': missing value"),
     ("float-pixel", lambda t: edit_cell(t, 4, 101, "3.5"), "row 4, column 'pixel100': '3.5' is not an integer"),
-    ("integral-float-pixel", lambda t: edit_cell(t, 9, 101, "7.0"), "row 9, column 'pixel100': '7.0' is not an integer"),
+    (
+        "integral-float-pixel",
+        lambda t: edit_cell(t, 9, 101, "7.0"),
+        "row 9, column 'pixel100': '7.0' is not an integer",
+    ),
     ("text-pixel", lambda t: edit_cell(t, 2, 1, "abc"), "row 2, column 'pixel0': 'abc' is not an integer"),
-    ("huge-pixel", lambda t: edit_cell(t, 2, 1, "99999999999999999999"), "row 2, column 'pixel0': '99999999999999999999'"),
+    (
+        "huge-pixel",
+        lambda t: edit_cell(t, 2, 1, "99999999999999999999"),
+        "row 2, column 'pixel0': '99999999999999999999'",
+    ),
     ("negative-pixel", lambda t: edit_cell(t, 6, 300, "-1"), "row 6, column 'pixel299': pixel -1 is outside 0-255"),
-    ("pixel-256", lambda t: edit_cell(t, CSV_ROWS, 784, "256"), f"row {CSV_ROWS}, column 'pixel783': pixel 256 is outside 0-255"),
+    (
+        "pixel-256",
+        lambda t: edit_cell(t, CSV_ROWS, 784, "256"),
+        f"row {CSV_ROWS}, column 'pixel783': pixel 256 is outside 0-255",
+    ),
     ("label-10", lambda t: edit_cell(t, 7, 0, "10"), "row 7, column 'label': label 10 is outside 0-9"),
     ("label-negative", lambda t: edit_cell(t, 1, 0, "-1"), "row 1, column 'label': label -1 is outside 0-9"),
     ("label-float", lambda t: edit_cell(t, 8, 0, "3.0"), "row 8, column 'label': '3.0' is not an integer"),
@@ -211,7 +232,11 @@ BAD_TRAIN_CSVS = [
     ("not-utf8", lambda t: b"\xff\xfe\x00\x01garbage\n", "not a UTF-8 text CSV file"),
     # issue 13: an extra field on every data row once made pandas take the labels as the index (silently all 0)
     ("extra-field-every-row", lambda t: append_to_data_rows(t, ",0"), "row 1 (line 2) has 786 fields, expected 785"),
-    ("trailing-comma", lambda t: append_to_data_rows(t, ","), "row 1 (line 2) has 786 fields, expected 785 (it ends with a comma"),
+    (
+        "trailing-comma",
+        lambda t: append_to_data_rows(t, ","),
+        "row 1 (line 2) has 786 fields, expected 785 (it ends with a comma",
+    ),
     ("first-row-short", lambda t: drop_last_field(t, 1), "row 1 (line 2) has 784 fields, expected 785"),
     ("cr-only", lambda t: t.replace("\n", "\r"), "line 1 ends in a lone CR (old Mac line endings)"),
     ("arabic-indic-label", lambda t: edit_cell(t, 2, 0, "\u0663"), "row 2, column 'label': '\u0663' is not an integer"),
@@ -266,6 +291,7 @@ def bad_zips():
         def build(tmp_path, texts):
             kept = {name: text for name, text in texts.items() if name not in drop}
             return competition_zip(tmp_path / "bad.zip", kept, extra=extra)
+
         return build
 
     def truncated(tmp_path, texts):
@@ -278,6 +304,7 @@ def bad_zips():
             path = tmp_path / "bad.zip"
             path.write_bytes(content)
             return path
+
         return build
 
     def directory(tmp_path, texts):
@@ -303,14 +330,22 @@ def bad_zips():
         return competition_zip(tmp_path / "bad.zip", texts, extra={"padding.bin": zeros_entry((16 << 20) + 4096)})
 
     return [
-        ("zip-slip-parent", with_entries({"../evil.csv": b"x"}), "'../evil.csv' would be written outside the destination"),
+        (
+            "zip-slip-parent",
+            with_entries({"../evil.csv": b"x"}),
+            "'../evil.csv' would be written outside the destination",
+        ),
         ("zip-slip-nested", with_entries({"data/../../evil.csv": b"x"}), "would be written outside the destination"),
         ("zip-slip-absolute", with_entries({"/tmp/evil.csv": b"x"}), "'/tmp/evil.csv' would be written outside"),
         ("zip-slip-backslash", with_entries({"..\\evil.csv": b"x"}), "would be written outside"),
         ("zip-slip-drive", with_entries({"C:/evil.csv": b"x"}), "would be written outside"),
         ("zip-slip-as-train", with_entries({"../train.csv": b"x"}, drop=("train.csv",)), "would be written outside"),
         ("missing-test", with_entries({}, drop=("test.csv",)), "does not contain test.csv"),
-        ("missing-two", with_entries({}, drop=("train.csv", "sample_submission.csv")), "does not contain train.csv, sample_submission.csv"),
+        (
+            "missing-two",
+            with_entries({}, drop=("train.csv", "sample_submission.csv")),
+            "does not contain train.csv, sample_submission.csv",
+        ),
         ("truncated", truncated, "not a zip file or truncated"),
         ("empty-file", raw(b""), "not a zip file or truncated"),
         ("not-a-zip", raw(b"label,pixel0\n1,0\n"), "not a zip file or truncated"),

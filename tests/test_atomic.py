@@ -40,11 +40,14 @@ def test_failing_writer_leaves_no_partial_file(tmp_path, error, existing):
     assert _leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("writer, suffix", [
-    (lambda tmp: np.save(tmp, np.arange(3)), ".npy"),
-    (lambda tmp: np.savez(tmp, a=np.arange(3)), ".npz"),
-    (lambda tmp: tmp.write_bytes(b"abc"), ".bin"),
-])
+@pytest.mark.parametrize(
+    "writer, suffix",
+    [
+        (lambda tmp: np.save(tmp, np.arange(3)), ".npy"),
+        (lambda tmp: np.savez(tmp, a=np.arange(3)), ".npz"),
+        (lambda tmp: tmp.write_bytes(b"abc"), ".bin"),
+    ],
+)
 def test_atomic_path_keeps_the_suffix_writers_expect(tmp_path, writer, suffix):
     # numpy appends .npy/.npz unless the name already ends so: the temporary name keeps the suffix, so the
     # renamed file is the one written and nothing stray is left
@@ -68,10 +71,13 @@ def test_success_replaces_content_with_usual_permissions(tmp_path):
     assert _leftovers(path.parent) == []
 
 
-@pytest.mark.parametrize("write, read", [
-    (lambda p: atomic.write_text(p, "héllo\n"), lambda p: p.read_text(encoding="utf-8") == "héllo\n"),
-    (lambda p: atomic.write_bytes(p, b"\x00\xff"), lambda p: p.read_bytes() == b"\x00\xff"),
-])
+@pytest.mark.parametrize(
+    "write, read",
+    [
+        (lambda p: atomic.write_text(p, "héllo\n"), lambda p: p.read_text(encoding="utf-8") == "héllo\n"),
+        (lambda p: atomic.write_bytes(p, b"\x00\xff"), lambda p: p.read_bytes() == b"\x00\xff"),
+    ],
+)
 def test_text_and_bytes_helpers(tmp_path, write, read):
     # the helpers write exactly the given text (UTF-8) or bytes
     path = tmp_path / "f"
@@ -158,7 +164,7 @@ def test_together_replaces_all_or_none(tmp_path, failing):
             atomic.write_text(first, "new a")
             assert first.read_text() == "old a"  # not yet renamed
             if failing == "second-write":
-                with atomic.atomic_open(second, "wb") as handle:
+                with atomic.atomic_open(second, "wb"):
                     _no_space()
             else:
                 atomic.write_bytes(second, b"new b")

@@ -41,11 +41,26 @@ def test_command_in_an_unrelated_folder_uses_that_folder(tmp_path):
     # the real command line, run from an unrelated folder: it looks for submissions/ there, as --help says
     env = {key: value for key, value in os.environ.items() if key not in (ROOT_ENV, "KAGGLE_KERNEL_RUN_TYPE")}
     env["PYTHONPATH"] = str(SRC)
-    result = subprocess.run([sys.executable, "-m", "digit_recognizer", "validate"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and result.stderr.strip() == f"error: {tmp_path.resolve()}/submissions/submission.csv: file not found"
-    help_text = subprocess.run([sys.executable, "-m", "digit_recognizer", "--help"], cwd=tmp_path, env=env,
-                               capture_output=True, text=True, timeout=120).stdout
+    result = subprocess.run(
+        [sys.executable, "-m", "digit_recognizer", "validate"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        result.returncode == 2
+        and result.stderr.strip() == f"error: {tmp_path.resolve()}/submissions/submission.csv: file not found"
+    )
+    help_text = subprocess.run(
+        [sys.executable, "-m", "digit_recognizer", "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     assert "else the working directory" in " ".join(help_text.split())
 
 

@@ -14,16 +14,27 @@ import importlib.util
 import json
 import shutil
 import zipfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import pytest
 
-from badfiles import (BAD_SUBMISSIONS, BAD_TRAIN_CSVS, append_to_data_rows, bad_zips, competition_zip, csv_text, drop_last_field,
-                      edit_cell, keep_rows, snapshot, write_sample)
+from badfiles import (
+    BAD_SUBMISSIONS,
+    BAD_TRAIN_CSVS,
+    append_to_data_rows,
+    bad_zips,
+    competition_zip,
+    csv_text,
+    drop_last_field,
+    edit_cell,
+    keep_rows,
+    snapshot,
+    write_sample,
+)
 from conftest import run_cli
 from digit_recognizer.cli import main
 from digit_recognizer.config import Paths
@@ -71,6 +82,7 @@ def _train_csv(mutate):
     def prepare(ctx):
         _write(ctx.data / "train.csv", mutate(ctx.train_text))
         return list(TRAIN)
+
     return prepare
 
 
@@ -80,6 +92,7 @@ def _train_csv_replaced_by(kind):
         if kind == "directory":
             (ctx.data / "train.csv").mkdir()
         return list(TRAIN)
+
     return prepare
 
 
@@ -87,15 +100,32 @@ def _test_csv(mutate):
     def prepare(ctx):
         _write(ctx.data / "test.csv", mutate(ctx))
         return ["predict", "--experiment", "tiny"]
+
     return prepare
 
 
-CSV_CASES = [Case(f"train-{name}", "data", _train_csv(mutate), expected) for name, mutate, expected in BAD_TRAIN_CSVS] + [
+CSV_CASES = [
+    Case(f"train-{name}", "data", _train_csv(mutate), expected) for name, mutate, expected in BAD_TRAIN_CSVS
+] + [
     Case("train-directory", "data", _train_csv_replaced_by("directory"), "train.csv: is a directory"),
-    Case("train-missing", "data", _train_csv_replaced_by("missing"), "train.csv: file not found (run `digit-recognizer fetch` first)"),
-    Case("test-pixel-300", "trained", _test_csv(lambda ctx: edit_cell(ctx.test_text, 3, 10, "300")),
-         "test.csv: row 3, column 'pixel10': pixel 300 is outside 0-255"),
-    Case("test-with-label-column", "trained", _test_csv(lambda ctx: ctx.train_text), "test.csv: header column 1 is 'label', expected 'pixel0'"),
+    Case(
+        "train-missing",
+        "data",
+        _train_csv_replaced_by("missing"),
+        "train.csv: file not found (run `digit-recognizer fetch` first)",
+    ),
+    Case(
+        "test-pixel-300",
+        "trained",
+        _test_csv(lambda ctx: edit_cell(ctx.test_text, 3, 10, "300")),
+        "test.csv: row 3, column 'pixel10': pixel 300 is outside 0-255",
+    ),
+    Case(
+        "test-with-label-column",
+        "trained",
+        _test_csv(lambda ctx: ctx.train_text),
+        "test.csv: header column 1 is 'label', expected 'pixel0'",
+    ),
     Case("test-empty", "trained", _test_csv(lambda ctx: ""), "test.csv: file is empty"),
 ]
 
@@ -104,14 +134,17 @@ CSV_CASES = [Case(f"train-{name}", "data", _train_csv(mutate), expected) for nam
 def _zip_case(build):
     def prepare(ctx):
         return ["fetch", "--zip", str(build(ctx.outside, ctx.zip_texts))]
+
     return prepare
 
 
 def _forced_zip(name, mutate):
     """`fetch --zip --force` over good data with a zip whose file ``name`` is edited: refused, the data kept."""
+
     def prepare(ctx):
         texts = dict(ctx.zip_texts, **{name: mutate(ctx.zip_texts[name])})
         return ["fetch", "--zip", str(competition_zip(ctx.outside / "bad.zip", texts)), "--force"]
+
     return prepare
 
 
@@ -123,24 +156,93 @@ def _nested_twice(ctx):
 
 # issue 13 item 2: every file is fully validated before anything replaces the data (and the sample's answer key)
 FORCED_ZIPS = [
-    ("train-nan", "train.csv", lambda t: edit_cell(t, 4, 20, ""), "bad.zip: train.csv: row 4, column 'pixel19': missing value"),
-    ("train-pixel-300", "train.csv", lambda t: edit_cell(t, 3, 10, "300"), "bad.zip: train.csv: row 3, column 'pixel9': pixel 300 is outside 0-255"),
-    ("train-label-11", "train.csv", lambda t: edit_cell(t, 2, 0, "11"), "bad.zip: train.csv: row 2, column 'label': label 11 is outside 0-9"),
-    ("train-float-pixel", "train.csv", lambda t: edit_cell(t, 5, 30, "1.5"), "bad.zip: train.csv: row 5, column 'pixel29': '1.5' is not an integer"),
-    ("train-short-row", "train.csv", lambda t: drop_last_field(t, 6), "bad.zip: train.csv: row 6, column 'pixel783': missing value"),
+    (
+        "train-nan",
+        "train.csv",
+        lambda t: edit_cell(t, 4, 20, ""),
+        "bad.zip: train.csv: row 4, column 'pixel19': missing value",
+    ),
+    (
+        "train-pixel-300",
+        "train.csv",
+        lambda t: edit_cell(t, 3, 10, "300"),
+        "bad.zip: train.csv: row 3, column 'pixel9': pixel 300 is outside 0-255",
+    ),
+    (
+        "train-label-11",
+        "train.csv",
+        lambda t: edit_cell(t, 2, 0, "11"),
+        "bad.zip: train.csv: row 2, column 'label': label 11 is outside 0-9",
+    ),
+    (
+        "train-float-pixel",
+        "train.csv",
+        lambda t: edit_cell(t, 5, 30, "1.5"),
+        "bad.zip: train.csv: row 5, column 'pixel29': '1.5' is not an integer",
+    ),
+    (
+        "train-short-row",
+        "train.csv",
+        lambda t: drop_last_field(t, 6),
+        "bad.zip: train.csv: row 6, column 'pixel783': missing value",
+    ),
     ("train-header-only", "train.csv", lambda t: keep_rows(t, 0), "bad.zip: train.csv: has a header but no rows"),
-    ("train-extra-field", "train.csv", lambda t: append_to_data_rows(t, ",0"), "bad.zip: train.csv: row 1 (line 2) has 786 fields, expected 785"),
-    ("test-pixel-300", "test.csv", lambda t: edit_cell(t, 2, 3, "300"), "bad.zip: test.csv: row 2, column 'pixel3': pixel 300 is outside 0-255"),
-    ("sample-submission-label", "sample_submission.csv", lambda t: edit_cell(t, 3, 1, "x"), "bad.zip: sample_submission.csv: row 3, column 'Label': 'x' is not an integer"),
-    ("sample-submission-rows", "sample_submission.csv", lambda t: keep_rows(t, 5), "bad.zip: sample_submission.csv: has 5 rows, expected 10"),
+    (
+        "train-extra-field",
+        "train.csv",
+        lambda t: append_to_data_rows(t, ",0"),
+        "bad.zip: train.csv: row 1 (line 2) has 786 fields, expected 785",
+    ),
+    (
+        "test-pixel-300",
+        "test.csv",
+        lambda t: edit_cell(t, 2, 3, "300"),
+        "bad.zip: test.csv: row 2, column 'pixel3': pixel 300 is outside 0-255",
+    ),
+    (
+        "sample-submission-label",
+        "sample_submission.csv",
+        lambda t: edit_cell(t, 3, 1, "x"),
+        "bad.zip: sample_submission.csv: row 3, column 'Label': 'x' is not an integer",
+    ),
+    (
+        "sample-submission-rows",
+        "sample_submission.csv",
+        lambda t: keep_rows(t, 5),
+        "bad.zip: sample_submission.csv: has 5 rows, expected 10",
+    ),
 ]
 
-ZIP_CASES = [Case(name if name.startswith("zip-") else f"zip-{name}", "empty", _zip_case(build), expected)
-             for name, build, expected in bad_zips()] + [
-    Case("zip-missing", "empty", lambda ctx: ["fetch", "--zip", str(ctx.outside / "nope.zip")], "nope.zip: file not found"),
-    Case("zip-missing-with-data", "data", lambda ctx: ["fetch", "--zip", str(ctx.outside / "nope.zip")], "nope.zip: file not found"),
-    Case("zip-nested-twice", "data", _nested_twice, "holds train.csv twice, as 'old/train.csv' and 'new/train.csv'; keep one copy"),
-] + [Case(f"zip-force-{name}", "data", _forced_zip(file, mutate), expected) for name, file, mutate, expected in FORCED_ZIPS]
+ZIP_CASES = (
+    [
+        Case(name if name.startswith("zip-") else f"zip-{name}", "empty", _zip_case(build), expected)
+        for name, build, expected in bad_zips()
+    ]
+    + [
+        Case(
+            "zip-missing",
+            "empty",
+            lambda ctx: ["fetch", "--zip", str(ctx.outside / "nope.zip")],
+            "nope.zip: file not found",
+        ),
+        Case(
+            "zip-missing-with-data",
+            "data",
+            lambda ctx: ["fetch", "--zip", str(ctx.outside / "nope.zip")],
+            "nope.zip: file not found",
+        ),
+        Case(
+            "zip-nested-twice",
+            "data",
+            _nested_twice,
+            "holds train.csv twice, as 'old/train.csv' and 'new/train.csv'; keep one copy",
+        ),
+    ]
+    + [
+        Case(f"zip-force-{name}", "data", _forced_zip(file, mutate), expected)
+        for name, file, mutate, expected in FORCED_ZIPS
+    ]
+)
 
 
 # ---------------------------------------------------------------- model cases (predict)
@@ -148,6 +250,7 @@ def _member(damage):
     def prepare(ctx):
         damage(ctx.tiny / "member-0.keras", ctx)
         return ["predict", "--experiment", "tiny"]
+
     return prepare
 
 
@@ -167,6 +270,7 @@ def _keras_file(build):
         model = build(keras)
         path.unlink()
         model.save(path)
+
     return damage
 
 
@@ -185,6 +289,7 @@ def _metrics(edit):
         path = ctx.tiny / "metrics.json"
         path.write_text(edit(path.read_text()))
         return ["predict", "--experiment", "tiny"]
+
     return prepare
 
 
@@ -212,22 +317,69 @@ def _block(path, args):
 
 
 MODEL_CASES = [
-    Case("model-zero-bytes", "trained", _member(lambda p, ctx: p.write_bytes(b"")), "member-0.keras: model file is empty"),
-    Case("model-truncated", "trained", _member(_truncate), "member-0.keras: not a Keras model archive (truncated or not a .keras file)"),
-    Case("model-not-a-zip", "trained", _member(lambda p, ctx: p.write_text("hello")), "member-0.keras: not a Keras model archive"),
-    Case("model-directory", "trained", _member(lambda p, ctx: (p.unlink(), p.mkdir())), "member-0.keras: is a directory"),
+    Case(
+        "model-zero-bytes", "trained", _member(lambda p, ctx: p.write_bytes(b"")), "member-0.keras: model file is empty"
+    ),
+    Case(
+        "model-truncated",
+        "trained",
+        _member(_truncate),
+        "member-0.keras: not a Keras model archive (truncated or not a .keras file)",
+    ),
+    Case(
+        "model-not-a-zip",
+        "trained",
+        _member(lambda p, ctx: p.write_text("hello")),
+        "member-0.keras: not a Keras model archive",
+    ),
+    Case(
+        "model-directory", "trained", _member(lambda p, ctx: (p.unlink(), p.mkdir())), "member-0.keras: is a directory"
+    ),
     Case("model-missing", "trained", _member(lambda p, ctx: p.unlink()), "member-0.keras: model file not found"),
     Case("model-bad-config", "trained", _member(_bad_config), "member-0.keras: not a loadable Keras model"),
-    Case("model-lambda-code", "trained", _member(_keras_file(_lambda_model)), "member-0.keras: not a loadable Keras model (it carries Python code"),
-    Case("model-foreign-shape", "trained", _member(_keras_file(_foreign_model)), "not one for this competition's (28, 28, 1) images and 10 classes"),
-    Case("metrics-corrupt", "trained", _metrics(lambda text: text[: len(text) // 2]), "metrics.json: corrupt metrics file"),
+    Case(
+        "model-lambda-code",
+        "trained",
+        _member(_keras_file(_lambda_model)),
+        "member-0.keras: not a loadable Keras model (it carries Python code",
+    ),
+    Case(
+        "model-foreign-shape",
+        "trained",
+        _member(_keras_file(_foreign_model)),
+        "not one for this competition's (28, 28, 1) images and 10 classes",
+    ),
+    Case(
+        "metrics-corrupt",
+        "trained",
+        _metrics(lambda text: text[: len(text) // 2]),
+        "metrics.json: corrupt metrics file",
+    ),
     Case("metrics-no-members", "trained", _metrics(_with_members([])), "metrics.json: corrupt metrics file"),
-    Case("metrics-member-outside", "trained", _metrics(_with_members(["../../inputs/evil.keras"])), "metrics.json: corrupt metrics file"),
-    Case("predict-submissions-is-a-file", "trained", lambda ctx: _replace_by_file(Paths(ctx.root).submissions, ["predict", "--experiment", "tiny"]),
-         "submissions is a file, not a folder"),
-    Case("predict-probabilities-blocked", "trained", lambda ctx: _block(ctx.tiny / "test-probabilities.npy", ["predict", "--experiment", "tiny"]),
-         "test-probabilities.npy: cannot write the file"),
-    Case("experiment-unknown", "trained", lambda ctx: ["predict", "--experiment", "nope"], "experiment 'nope' not found under"),
+    Case(
+        "metrics-member-outside",
+        "trained",
+        _metrics(_with_members(["../../inputs/evil.keras"])),
+        "metrics.json: corrupt metrics file",
+    ),
+    Case(
+        "predict-submissions-is-a-file",
+        "trained",
+        lambda ctx: _replace_by_file(Paths(ctx.root).submissions, ["predict", "--experiment", "tiny"]),
+        "submissions is a file, not a folder",
+    ),
+    Case(
+        "predict-probabilities-blocked",
+        "trained",
+        lambda ctx: _block(ctx.tiny / "test-probabilities.npy", ["predict", "--experiment", "tiny"]),
+        "test-probabilities.npy: cannot write the file",
+    ),
+    Case(
+        "experiment-unknown",
+        "trained",
+        lambda ctx: ["predict", "--experiment", "nope"],
+        "experiment 'nope' not found under",
+    ),
     Case("experiment-none-trained", "data", lambda ctx: ["predict"], "no trained experiment found under models/"),
 ]
 
@@ -238,6 +390,7 @@ def _submission(content):
         path = Paths(ctx.root).submissions / "mine.csv"
         _write(path, content(ctx))
         return ["validate", str(path)]
+
     return prepare
 
 
@@ -247,10 +400,14 @@ def _submission_directory(ctx):
     return ["validate", str(path)]
 
 
-SUBMISSION_CASES = [Case(f"submission-{name}", "data", _submission(lambda ctx, m=mutate: m(ctx.answer_text)), expected)
-                    for name, mutate, expected in BAD_SUBMISSIONS] + [
+SUBMISSION_CASES = [
+    Case(f"submission-{name}", "data", _submission(lambda ctx, m=mutate: m(ctx.answer_text)), expected)
+    for name, mutate, expected in BAD_SUBMISSIONS
+] + [
     Case("submission-directory", "data", _submission_directory, "mine.csv: is a directory"),
-    Case("submission-missing", "data", lambda ctx: ["validate", str(ctx.root / "nope.csv")], "nope.csv: file not found"),
+    Case(
+        "submission-missing", "data", lambda ctx: ["validate", str(ctx.root / "nope.csv")], "nope.csv: file not found"
+    ),
 ]
 
 
@@ -269,64 +426,152 @@ ARGUMENT_CASES = [
     Case("name-hidden", "data", _train_args(name=".hidden"), "must be a plain file name"),
     Case("name-reserved", "data", _train_args(name="submission"), "experiment name 'submission' is reserved"),
     # issue 13 items 9, 10, 12: one strict name rule for experiments and ensembles, nothing written
-    Case("name-leaderboard", "data", _train_args(name="leaderboard"), "experiment name 'leaderboard' is reserved for a file the project owns"),
+    Case(
+        "name-leaderboard",
+        "data",
+        _train_args(name="leaderboard"),
+        "experiment name 'leaderboard' is reserved for a file the project owns",
+    ),
     Case("name-newline", "data", _train_args(name="a\nb"), "experiment name 'a\\nb' must be a plain file name"),
     Case("name-space", "data", _train_args(name=" "), "experiment name ' ' must be a plain file name"),
     Case("name-300-characters", "data", _train_args(name="a" * 300), "experiment name 'aaaaaaaa"),
-    Case("ensemble-name-leaderboard", "trained", lambda ctx: ["ensemble", "tiny", "other", "--name", "leaderboard"],
-         "ensemble name 'leaderboard' is reserved for a file the project owns"),
-    Case("ensemble-name-submission", "trained", lambda ctx: ["ensemble", "tiny", "other", "--name", "Submission"],
-         "ensemble name 'Submission' is reserved"),
-    Case("ensemble-name-newline", "trained", lambda ctx: ["ensemble", "tiny", "other", "--name", "a\nb"],
-         "ensemble name 'a\\nb' must be a plain file name"),
-    Case("ensemble-name-space", "trained", lambda ctx: ["ensemble", "tiny", "other", "--name", " "], "ensemble name ' ' must be a plain file name"),
-    Case("ensemble-name-300-characters", "trained", lambda ctx: ["ensemble", "tiny", "other", "--name", "e" * 300], "ensemble name 'eeeeeeee"),
-    Case("predict-experiment-300-characters", "trained", lambda ctx: ["predict", "--experiment", "x" * 300], "not found: not a plain name"),
-    Case("report-experiment-300-characters", "trained", lambda ctx: ["report", "--experiment", "x" * 300], "not found: not a plain name"),
+    Case(
+        "ensemble-name-leaderboard",
+        "trained",
+        lambda ctx: ["ensemble", "tiny", "other", "--name", "leaderboard"],
+        "ensemble name 'leaderboard' is reserved for a file the project owns",
+    ),
+    Case(
+        "ensemble-name-submission",
+        "trained",
+        lambda ctx: ["ensemble", "tiny", "other", "--name", "Submission"],
+        "ensemble name 'Submission' is reserved",
+    ),
+    Case(
+        "ensemble-name-newline",
+        "trained",
+        lambda ctx: ["ensemble", "tiny", "other", "--name", "a\nb"],
+        "ensemble name 'a\\nb' must be a plain file name",
+    ),
+    Case(
+        "ensemble-name-space",
+        "trained",
+        lambda ctx: ["ensemble", "tiny", "other", "--name", " "],
+        "ensemble name ' ' must be a plain file name",
+    ),
+    Case(
+        "ensemble-name-300-characters",
+        "trained",
+        lambda ctx: ["ensemble", "tiny", "other", "--name", "e" * 300],
+        "ensemble name 'eeeeeeee",
+    ),
+    Case(
+        "predict-experiment-300-characters",
+        "trained",
+        lambda ctx: ["predict", "--experiment", "x" * 300],
+        "not found: not a plain name",
+    ),
+    Case(
+        "report-experiment-300-characters",
+        "trained",
+        lambda ctx: ["report", "--experiment", "x" * 300],
+        "not found: not a plain name",
+    ),
     Case("epochs-zero", "data", _train_args("--epochs", "0"), "epochs must be at least 1, got 0"),
     Case("batch-size-negative", "data", _train_args("--batch-size", "-4"), "batch size must be at least 1, got -4"),
-    Case("max-rows-negative", "data", _train_args("--max-rows", "-5"), "--max-rows must be 0 (all rows) or positive, got -5"),
-    Case("max-rows-too-few", "data", _train_args("--max-rows", "5"), "--max-rows 5: cannot take a stratified subset of 600 rows"),
+    Case(
+        "max-rows-negative",
+        "data",
+        _train_args("--max-rows", "-5"),
+        "--max-rows must be 0 (all rows) or positive, got -5",
+    ),
+    Case(
+        "max-rows-too-few",
+        "data",
+        _train_args("--max-rows", "5"),
+        "--max-rows 5: cannot take a stratified subset of 600 rows",
+    ),
     Case("holdout-out-of-range", "data", _train_args("--holdout", "1.5"), "holdout must be between 0 and 1, got 1.5"),
     Case("holdout-too-large", "data", _train_args("--holdout", "0.999"), "cannot hold out 0.999 of 600 rows"),
     Case("cv-one-fold", "data", _train_args("--cv", "1"), "--cv needs at least 2 folds, got 1"),
     Case("cv-too-many-folds", "data", _train_args("--cv", "100"), "cannot make 100 stratified folds of 600 rows"),
-    Case("label-smoothing", "data", _train_args("--label-smoothing", "1.5"), "label smoothing must be in [0, 1), got 1.5"),
+    Case(
+        "label-smoothing", "data", _train_args("--label-smoothing", "1.5"), "label smoothing must be in [0, 1), got 1.5"
+    ),
     # issue 13 item 7: every numeric option refuses non-finite and out-of-range values before anything is written
-    *[Case(f"option-{flag.lstrip('-')}-{value}", "data", _train_args(flag, value), expected) for flag, value, expected in [
-        ("--learning-rate", "nan", "--learning-rate must be a finite number, got nan"),
-        ("--learning-rate", "inf", "--learning-rate must be a finite number, got inf"),
-        ("--learning-rate", "-1", "--learning-rate must be positive, got -1.0"),
-        ("--learning-rate", "0", "--learning-rate must be positive, got 0.0"),
-        ("--label-smoothing", "nan", "--label-smoothing must be a finite number, got nan"),
-        ("--label-smoothing", "-0.1", "label smoothing must be in [0, 1), got -0.1"),
-        ("--holdout", "inf", "--holdout must be a finite number, got inf"),
-        ("--holdout", "nan", "--holdout must be a finite number, got nan"),
-        ("--holdout", "0", "holdout must be between 0 and 1, got 0.0"),
-        ("--holdout", "-0.5", "holdout must be between 0 and 1, got -0.5"),
-        ("--seed", "8589934592", "--seed must be between 0 and 2**32 - 1, got 8589934592"),
-        ("--seed", "-1", "--seed must be between 0 and 2**32 - 1, got -1"),
-        ("--epochs", "-3", "epochs must be at least 1, got -3"),
-        ("--batch-size", "0", "batch size must be at least 1, got 0"),
-        ("--patience", "-1", "--patience must be 0 (off) or positive, got -1"),
-        ("--cv", "-2", "--cv needs at least 2 folds, got -2"),
-        ("--max-rows", "-1", "--max-rows must be 0 (all rows) or positive, got -1"),
-    ]],
-    Case("experiment-other-settings", "trained", _train_args("--epochs", "2", "--holdout", "0.2", name="tiny"),
-         "experiment 'tiny' already exists with other settings or data"),
-    Case("experiment-already-trained", "trained", _train_args("--epochs", "2", name="tiny"), "experiment 'tiny' is already trained"),
+    *[
+        Case(f"option-{flag.lstrip('-')}-{value}", "data", _train_args(flag, value), expected)
+        for flag, value, expected in [
+            ("--learning-rate", "nan", "--learning-rate must be a finite number, got nan"),
+            ("--learning-rate", "inf", "--learning-rate must be a finite number, got inf"),
+            ("--learning-rate", "-1", "--learning-rate must be positive, got -1.0"),
+            ("--learning-rate", "0", "--learning-rate must be positive, got 0.0"),
+            ("--label-smoothing", "nan", "--label-smoothing must be a finite number, got nan"),
+            ("--label-smoothing", "-0.1", "label smoothing must be in [0, 1), got -0.1"),
+            ("--holdout", "inf", "--holdout must be a finite number, got inf"),
+            ("--holdout", "nan", "--holdout must be a finite number, got nan"),
+            ("--holdout", "0", "holdout must be between 0 and 1, got 0.0"),
+            ("--holdout", "-0.5", "holdout must be between 0 and 1, got -0.5"),
+            ("--seed", "8589934592", "--seed must be between 0 and 2**32 - 1, got 8589934592"),
+            ("--seed", "-1", "--seed must be between 0 and 2**32 - 1, got -1"),
+            ("--epochs", "-3", "epochs must be at least 1, got -3"),
+            ("--batch-size", "0", "batch size must be at least 1, got 0"),
+            ("--patience", "-1", "--patience must be 0 (off) or positive, got -1"),
+            ("--cv", "-2", "--cv needs at least 2 folds, got -2"),
+            ("--max-rows", "-1", "--max-rows must be 0 (all rows) or positive, got -1"),
+        ]
+    ],
+    Case(
+        "experiment-other-settings",
+        "trained",
+        _train_args("--epochs", "2", "--holdout", "0.2", name="tiny"),
+        "experiment 'tiny' already exists with other settings or data",
+    ),
+    Case(
+        "experiment-already-trained",
+        "trained",
+        _train_args("--epochs", "2", name="tiny"),
+        "experiment 'tiny' is already trained",
+    ),
     Case("no-data", "empty", _train_args(), "train.csv: file not found (run `digit-recognizer fetch` first)"),
     # issue 13 item 12: an output folder that cannot be written is refused before training, not after it
-    Case("train-models-is-a-file", "data", lambda ctx: _file_in_place(Paths(ctx.root).models, TRAIN), "models is a file, not a folder"),
-    Case("train-submissions-is-a-file", "data", lambda ctx: _file_in_place(Paths(ctx.root).submissions, TRAIN),
-         "submissions is a file, not a folder"),
-    Case("ensemble-submissions-is-a-file", "trained",
-         lambda ctx: _replace_by_file(Paths(ctx.root).submissions, ["ensemble", "tiny", "other", "--name", "blend"]), "submissions is a file, not a folder"),
+    Case(
+        "train-models-is-a-file",
+        "data",
+        lambda ctx: _file_in_place(Paths(ctx.root).models, TRAIN),
+        "models is a file, not a folder",
+    ),
+    Case(
+        "train-submissions-is-a-file",
+        "data",
+        lambda ctx: _file_in_place(Paths(ctx.root).submissions, TRAIN),
+        "submissions is a file, not a folder",
+    ),
+    Case(
+        "ensemble-submissions-is-a-file",
+        "trained",
+        lambda ctx: _replace_by_file(Paths(ctx.root).submissions, ["ensemble", "tiny", "other", "--name", "blend"]),
+        "submissions is a file, not a folder",
+    ),
     # issue 13 item 14: a corrupt leaderboard is reported before any training (or ensembling) starts
-    Case("leaderboard-corrupt-train", "data", lambda ctx: _corrupt_leaderboard(ctx, TRAIN), "leaderboard.csv: not a readable leaderboard CSV"),
-    Case("leaderboard-corrupt-run", "data", lambda ctx: _corrupt_leaderboard(ctx, ["run", *TRAIN[1:]]), "leaderboard.csv: not a readable leaderboard CSV"),
-    Case("leaderboard-corrupt-ensemble", "trained", lambda ctx: _corrupt_leaderboard(ctx, ["ensemble", "tiny", "other", "--name", "blend"]),
-         "leaderboard.csv: not a readable leaderboard CSV"),
+    Case(
+        "leaderboard-corrupt-train",
+        "data",
+        lambda ctx: _corrupt_leaderboard(ctx, TRAIN),
+        "leaderboard.csv: not a readable leaderboard CSV",
+    ),
+    Case(
+        "leaderboard-corrupt-run",
+        "data",
+        lambda ctx: _corrupt_leaderboard(ctx, ["run", *TRAIN[1:]]),
+        "leaderboard.csv: not a readable leaderboard CSV",
+    ),
+    Case(
+        "leaderboard-corrupt-ensemble",
+        "trained",
+        lambda ctx: _corrupt_leaderboard(ctx, ["ensemble", "tiny", "other", "--name", "blend"]),
+        "leaderboard.csv: not a readable leaderboard CSV",
+    ),
 ]
 
 
@@ -338,6 +583,7 @@ def _images_in(files: dict, *extra):
         for name, content in files.items():
             _write(folder / name, content)
         return ["images", str(folder), "--experiment", "tiny", *extra]
+
     return prepare
 
 
@@ -348,22 +594,51 @@ def _images_bad_labels(ctx):
 
 
 IMAGE_ERROR_CASES = [
-    Case("images-missing-path", "trained", lambda ctx: ["images", str(ctx.outside / "nope.png"), "--experiment", "tiny"], "nope.png"),
+    Case(
+        "images-missing-path",
+        "trained",
+        lambda ctx: ["images", str(ctx.outside / "nope.png"), "--experiment", "tiny"],
+        "nope.png",
+    ),
     Case("images-empty-folder", "trained", _images_in({}), "no images found"),
-    Case("images-unknown-experiment", "trained", lambda ctx: _images_in({"a.png": b"x"})(ctx)[:-1] + ["nope"], "experiment 'nope' not found"),
+    Case(
+        "images-unknown-experiment",
+        "trained",
+        lambda ctx: _images_in({"a.png": b"x"})(ctx)[:-1] + ["nope"],
+        "experiment 'nope' not found",
+    ),
     Case("images-bad-labels-file", "trained", _images_bad_labels, "labels file needs the header file,expected"),
-    Case("images-confidence-out-of-range", "trained", _images_in({"a.png": b"x"}, "--min-confidence", "2"), "--min-confidence must be between 0 and 1"),
+    Case(
+        "images-confidence-out-of-range",
+        "trained",
+        _images_in({"a.png": b"x"}, "--min-confidence", "2"),
+        "--min-confidence must be between 0 and 1",
+    ),
 ]
 
 ALL_CASES = CSV_CASES + ZIP_CASES + MODEL_CASES + SUBMISSION_CASES + ARGUMENT_CASES + IMAGE_ERROR_CASES
 BY_ID = {case.id: case for case in ALL_CASES}
 
 # Run again as real subprocesses: one or more of each kind, including one that loads TensorFlow.
-SUBPROCESS_IDS = ["train-semicolons", "test-pixel-300", "zip-slip-parent", "zip-declared-huge", "model-truncated",
-                  "model-bad-config", "submission-duplicate-id", "submission-float-label", "name-with-slash", "images-empty-folder",
-                  # issue 13
-                  "train-extra-field-every-row", "zip-force-train-nan", "submission-fullwidth-label", "name-300-characters",
-                  "predict-probabilities-blocked", "leaderboard-corrupt-train"]
+SUBPROCESS_IDS = [
+    "train-semicolons",
+    "test-pixel-300",
+    "zip-slip-parent",
+    "zip-declared-huge",
+    "model-truncated",
+    "model-bad-config",
+    "submission-duplicate-id",
+    "submission-float-label",
+    "name-with-slash",
+    "images-empty-folder",
+    # issue 13
+    "train-extra-field-every-row",
+    "zip-force-train-nan",
+    "submission-fullwidth-label",
+    "name-300-characters",
+    "predict-probabilities-blocked",
+    "leaderboard-corrupt-train",
+]
 
 
 def test_corpus_is_large_and_unique():
@@ -378,8 +653,11 @@ def test_corpus_is_large_and_unique():
 @pytest.fixture(scope="module")
 def texts(sample_frames):
     train, test, sample_submission, answers = sample_frames
-    zip_texts = {"train.csv": csv_text(train.head(30)), "test.csv": csv_text(test.head(10)),
-                 "sample_submission.csv": csv_text(sample_submission.head(10))}
+    zip_texts = {
+        "train.csv": csv_text(train.head(30)),
+        "test.csv": csv_text(test.head(10)),
+        "sample_submission.csv": csv_text(sample_submission.head(10)),
+    }
     return {"train": csv_text(train), "test": csv_text(test), "answers": csv_text(answers), "zip": zip_texts}
 
 
@@ -415,7 +693,9 @@ def _assert_one_error_line(stderr: str, expected: str) -> None:
 
 # ---------------------------------------------------------------- the corpus, in process
 def _params(cases):
-    return [pytest.param(case, id=case.id, marks=[needs_images] if case.id.startswith("images-") else []) for case in cases]
+    return [
+        pytest.param(case, id=case.id, marks=[needs_images] if case.id.startswith("images-") else []) for case in cases
+    ]
 
 
 @pytest.mark.parametrize("case", _params(ALL_CASES))
@@ -445,12 +725,19 @@ def subprocess_results(templates, texts, tmp_path_factory):
         return case_id, (result, before, snapshot(ctx.root))
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(pool.map(run, [case_id for case_id in SUBPROCESS_IDS if HAS_IMAGES or not case_id.startswith("images-")]))
+        return dict(
+            pool.map(run, [case_id for case_id in SUBPROCESS_IDS if HAS_IMAGES or not case_id.startswith("images-")])
+        )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case_id", [pytest.param(case_id, marks=[needs_images] if case_id.startswith("images-") else [])
-                                     for case_id in SUBPROCESS_IDS])
+@pytest.mark.parametrize(
+    "case_id",
+    [
+        pytest.param(case_id, marks=[needs_images] if case_id.startswith("images-") else [])
+        for case_id in SUBPROCESS_IDS
+    ],
+)
 def test_bad_input_in_a_real_subprocess(case_id, subprocess_results):
     # the same promises where nothing is captured for us: the whole stderr of the process is the one line
     result, before, after = subprocess_results[case_id]
@@ -480,7 +767,12 @@ def _pixel_bomb() -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 1000))
+        + chunk(b"IEND", b"")
+    )
 
 
 BAD_PHOTOS = [
@@ -523,8 +815,9 @@ def test_missing_root_is_one_line_and_not_created(command, tmp_path, capsys):
     assert not root.exists()
 
 
-@pytest.mark.parametrize("command", [["fetch", "--sample"], ["train", "--preset", "seed"], ["predict"], ["validate"],
-                                     ["ensemble", "a", "b"]])
+@pytest.mark.parametrize(
+    "command", [["fetch", "--sample"], ["train", "--preset", "seed"], ["predict"], ["validate"], ["ensemble", "a", "b"]]
+)
 def test_root_that_is_a_file_is_one_line(command, tmp_path, capsys):
     # --root naming a file: one line saying it is a file, no traceback, the file unchanged
     root = tmp_path / "afile"
@@ -538,12 +831,14 @@ def test_root_that_is_a_file_is_one_line(command, tmp_path, capsys):
 
 def _file_size_limit(limit: int):
     """A preexec function: files the process writes may not grow past ``limit`` bytes (a full disk, for it)."""
+
     def apply():
         import resource
         import signal
 
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing the process
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
     return apply
 
 
@@ -556,8 +851,13 @@ def test_full_disk_while_predicting_is_one_line_and_replaces_nothing(templates, 
     root = tmp_path / "project"
     shutil.copytree(templates["trained"], root)
     before = snapshot(root)
-    result = subprocess.run([sys.executable, "-m", "digit_recognizer", "--root", str(root), "predict", "--experiment", "tiny"],
-                            capture_output=True, text=True, timeout=300, preexec_fn=_file_size_limit(4096))
+    result = subprocess.run(
+        [sys.executable, "-m", "digit_recognizer", "--root", str(root), "predict", "--experiment", "tiny"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=_file_size_limit(4096),
+    )
     assert result.returncode == 2, (result.stdout, result.stderr)
     _assert_one_error_line(result.stderr, "cannot write the file")
     assert "File too large" in result.stderr

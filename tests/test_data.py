@@ -75,16 +75,19 @@ def test_load_csv_keeps_uint8_pixels_and_the_values(tmp_path, competition, sampl
 
 
 # ---------------------------------------------------------------- headers
-@pytest.mark.parametrize("header, expected", [
-    (lambda h: h, None),
-    (lambda h: [";".join(h)], "separated by ';'"),
-    (lambda h: ["\t".join(h)], "separated by tabs"),
-    (lambda h: [h[0], h[1], h[1], *h[3:]], "repeats column 'pixel0'"),
-    (lambda h: [*h, "extra"], "extra column 'extra'"),
-    (lambda h: h[:-1], "missing 'pixel783'"),
-    (lambda h: [h[0], "Pixel0", *h[2:]], "header column 2 is 'Pixel0', expected 'pixel0'"),
-    (lambda h: h[1:] + ["label"], "header column 1 is 'pixel0', expected 'label'"),
-])
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        (lambda h: h, None),
+        (lambda h: [";".join(h)], "separated by ';'"),
+        (lambda h: ["\t".join(h)], "separated by tabs"),
+        (lambda h: [h[0], h[1], h[1], *h[3:]], "repeats column 'pixel0'"),
+        (lambda h: [*h, "extra"], "extra column 'extra'"),
+        (lambda h: h[:-1], "missing 'pixel783'"),
+        (lambda h: [h[0], "Pixel0", *h[2:]], "header column 2 is 'Pixel0', expected 'pixel0'"),
+        (lambda h: h[1:] + ["label"], "header column 1 is 'pixel0', expected 'label'"),
+    ],
+)
 def test_check_header_names_the_first_difference(tmp_path, competition, header, expected):
     # an exact header passes; each kind of difference gets its own message naming the column
     good = expected_header(competition, labelled=True)
@@ -104,7 +107,9 @@ def _escape(text: str) -> str:
 # ---------------------------------------------------------------- bad train.csv / test.csv
 
 
-@pytest.mark.parametrize("mutate, expected", [case[1:] for case in BAD_TRAIN_CSVS], ids=[case[0] for case in BAD_TRAIN_CSVS])
+@pytest.mark.parametrize(
+    "mutate, expected", [case[1:] for case in BAD_TRAIN_CSVS], ids=[case[0] for case in BAD_TRAIN_CSVS]
+)
 def test_bad_train_csv_is_one_precise_user_error(tmp_path, competition, train_text, mutate, expected):
     # each problem is a UserError naming the file and, where there is one, the row and column
     path = _write(tmp_path, "train.csv", mutate(train_text))
@@ -145,7 +150,9 @@ def test_missing_file_or_directory(tmp_path, competition, kind):
 def test_bom_and_crlf_are_accepted(tmp_path, competition, train_text, bom, crlf):
     # a UTF-8 byte-order mark and Windows line endings read exactly like the plain file
     plain = load_csv(_write(tmp_path, "plain.csv", train_text), competition, labelled=True)
-    variant = load_csv(_write(tmp_path, "train.csv", to_bytes(train_text, bom=bom, crlf=crlf)), competition, labelled=True)
+    variant = load_csv(
+        _write(tmp_path, "train.csv", to_bytes(train_text, bom=bom, crlf=crlf)), competition, labelled=True
+    )
     assert np.array_equal(plain.images, variant.images) and np.array_equal(plain.labels, variant.labels)
 
 
@@ -236,7 +243,11 @@ def test_fully_quoted_csv_is_read_like_the_plain_file(tmp_path, competition, tra
     # "label","pixel0",... with every cell quoted is well-formed CSV: the same arrays as the plain file
     text = train_text if labelled else test_text
     plain = load_csv(_write(tmp_path, "plain.csv", text), competition, labelled=labelled)
-    quoted = load_csv(_write(tmp_path, "train.csv" if labelled else "test.csv", _quote_every_field(text)), competition, labelled=labelled)
+    quoted = load_csv(
+        _write(tmp_path, "train.csv" if labelled else "test.csv", _quote_every_field(text)),
+        competition,
+        labelled=labelled,
+    )
     assert np.array_equal(plain.images, quoted.images)
     assert (plain.labels is None and quoted.labels is None) or np.array_equal(plain.labels, quoted.labels)
 
@@ -262,11 +273,14 @@ def test_file_too_large_is_refused_before_it_is_read(tmp_path, competition, trai
     assert len(str(caught.value)) < 150
 
 
-@pytest.mark.parametrize("labels, expected", [
-    ([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], []),
-    ([0, 1, 2, 3, 4, 5, 6, 8, 9, 9], ["no row of label 7: a model trained on it never predicts that digit"]),
-    ([0] * 5, ["no row of label 1, 2, 3, 4, 5, 6, 7, 8, 9"]),
-])
+@pytest.mark.parametrize(
+    "labels, expected",
+    [
+        ([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], []),
+        ([0, 1, 2, 3, 4, 5, 6, 8, 9, 9], ["no row of label 7: a model trained on it never predicts that digit"]),
+        ([0] * 5, ["no row of label 1, 2, 3, 4, 5, 6, 7, 8, 9"]),
+    ],
+)
 def test_class_warnings_name_the_missing_labels(competition, labels, expected):
     # train.csv lacking a class is said (fetch and train print it)
     warnings = data.class_warnings(np.array(labels), competition)

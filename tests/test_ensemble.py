@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 from badfiles import copy_project, snapshot
+from digit_recognizer.cli import main
+from digit_recognizer.config import Paths
 from digit_recognizer.experiment import Validation
 from digit_recognizer.modeling import ensemble
 from digit_recognizer.tracking import leaderboard
-from digit_recognizer.cli import main
-from digit_recognizer.config import Paths
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +33,10 @@ def _run(paths: Paths, *args: str) -> int:
 
 def _oof(paths: Paths, experiment: str) -> pd.DataFrame:
     with np.load(paths.experiment_dir(experiment) / "oof.npz") as saved:
-        return pd.DataFrame({"label": saved["labels"], **{f"p{k}": saved["probabilities"][:, k] for k in range(10)}},
-                            index=saved["rows"])
+        return pd.DataFrame(
+            {"label": saved["labels"], **{f"p{k}": saved["probabilities"][:, k] for k in range(10)}},
+            index=saved["rows"],
+        )
 
 
 @pytest.mark.slow
@@ -89,24 +91,30 @@ def test_take_rows_aligns_members_by_train_row():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args, message", [
-    (["tiny"], "at least two different experiments"),
-    (["tiny", "tiny"], "at least two different experiments"),
-    (["tiny", "missing"], "experiment 'missing' not found under"),
-    (["tiny", "other", "--weights", "1"], "1 numbers for 2 experiments"),
-    (["tiny", "other", "--weights", "a,b"], "expected 2 comma-separated numbers"),
-    (["tiny", "other", "--weights=-1,2"], "non-negative"),
-    (["tiny", "other", "--weights", "0,0"], "non-negative"),
-    (["tiny", "other", "--name", "other"], "is one of the ensemble's experiments"),
-    (["tiny", "other", "--name", "folds"], "holds a trained experiment"),
-    (["tiny", "other", "--name", "../escape"], "use letters, digits"),
-    # issue 13 items 9, 10, 12: the name rule of experiments, and no name of a file the project owns
-    (["tiny", "other", "--name", "leaderboard"], "ensemble name 'leaderboard' is reserved for a file the project owns"),
-    (["tiny", "other", "--name", "submission"], "ensemble name 'submission' is reserved"),
-    (["tiny", "other", "--name", "a\nb"], "ensemble name 'a\\nb' must be a plain file name"),
-    (["tiny", "other", "--name", " "], "ensemble name ' ' must be a plain file name"),
-    (["tiny", "other", "--name", "n" * 300], "must be a plain file name"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["tiny"], "at least two different experiments"),
+        (["tiny", "tiny"], "at least two different experiments"),
+        (["tiny", "missing"], "experiment 'missing' not found under"),
+        (["tiny", "other", "--weights", "1"], "1 numbers for 2 experiments"),
+        (["tiny", "other", "--weights", "a,b"], "expected 2 comma-separated numbers"),
+        (["tiny", "other", "--weights=-1,2"], "non-negative"),
+        (["tiny", "other", "--weights", "0,0"], "non-negative"),
+        (["tiny", "other", "--name", "other"], "is one of the ensemble's experiments"),
+        (["tiny", "other", "--name", "folds"], "holds a trained experiment"),
+        (["tiny", "other", "--name", "../escape"], "use letters, digits"),
+        # issue 13 items 9, 10, 12: the name rule of experiments, and no name of a file the project owns
+        (
+            ["tiny", "other", "--name", "leaderboard"],
+            "ensemble name 'leaderboard' is reserved for a file the project owns",
+        ),
+        (["tiny", "other", "--name", "submission"], "ensemble name 'submission' is reserved"),
+        (["tiny", "other", "--name", "a\nb"], "ensemble name 'a\\nb' must be a plain file name"),
+        (["tiny", "other", "--name", " "], "ensemble name ' ' must be a plain file name"),
+        (["tiny", "other", "--name", "n" * 300], "must be a plain file name"),
+    ],
+)
 def test_bad_ensembles_are_refused_with_one_line_and_nothing_written(two_experiments, capsys, args, message):
     # each refusal: exit 2, one bounded `error:` line naming the problem, and no file under inputs/, models/ or
     # submissions/ written, replaced or changed (submissions/leaderboard.csv above all)
@@ -125,7 +133,10 @@ def test_train_refuses_an_ensembles_name(two_experiments, capsys):
     paths = two_experiments
     assert _run(paths, "tiny", "other", "--name", "taken") == 0
     capsys.readouterr()
-    assert main(["--root", str(paths.root), "train", "--preset", "seed", "--epochs", "1", "--name", "taken", "--quiet"]) == 2
+    assert (
+        main(["--root", str(paths.root), "train", "--preset", "seed", "--epochs", "1", "--name", "taken", "--quiet"])
+        == 2
+    )
     assert "is an ensemble" in capsys.readouterr().err
 
 

@@ -19,7 +19,12 @@ from digit_recognizer.errors import UserError
 def texts(competition, sample_frames):
     """The three competition files (small) as text, keyed by file name."""
     train, test, sample_submission, _ = sample_frames
-    return dict(zip(competition.file_names, (csv_text(train.head(30)), csv_text(test.head(10)), csv_text(sample_submission.head(10)))))
+    return dict(
+        zip(
+            competition.file_names,
+            (csv_text(train.head(30)), csv_text(test.head(10)), csv_text(sample_submission.head(10))),
+        )
+    )
 
 
 def _fetch_zip(root, competition, zip_path, force=False):
@@ -30,8 +35,11 @@ def _fetch_zip(root, competition, zip_path, force=False):
 @pytest.mark.parametrize("prefix", ["", "digit-recognizer/"])
 def test_zip_extracts_the_three_files(tmp_path, competition, texts, prefix):
     # Kaggle's flat layout or one folder deep: the three files land in inputs/digit-recognizer/, byte for byte
-    zip_path = competition_zip(tmp_path / "digit-recognizer.zip", {prefix + name: text for name, text in texts.items()},
-                               extra={prefix + "README.txt": b"not needed"})
+    zip_path = competition_zip(
+        tmp_path / "digit-recognizer.zip",
+        {prefix + name: text for name, text in texts.items()},
+        extra={prefix + "README.txt": b"not needed"},
+    )
     root = tmp_path / "project"
     result = _fetch_zip(root, competition, zip_path)
     data = Paths(root).data
@@ -51,7 +59,13 @@ def test_zip_keeps_present_files_unless_forced(tmp_path, competition, texts, sam
     before = snapshot(root)
     assert _fetch_zip(root, competition, zip_path).skipped
     assert snapshot(root) == before
-    changed = dict(texts, **{"test.csv": csv_text(sample_frames[1].head(12)), "sample_submission.csv": csv_text(sample_frames[2].head(12))})
+    changed = dict(
+        texts,
+        **{
+            "test.csv": csv_text(sample_frames[1].head(12)),
+            "sample_submission.csv": csv_text(sample_frames[2].head(12)),
+        },
+    )
     result = _fetch_zip(root, competition, competition_zip(tmp_path / "b.zip", changed), force=True)
     assert not result.skipped
     assert len(pd.read_csv(data / "test.csv")) == 12
@@ -100,7 +114,9 @@ def test_total_size_limit_refuses_before_extracting(tmp_path, competition, texts
     total = sum(len(text) for text in texts.values())
     monkeypatch.setattr(fetch, "MAX_UNCOMPRESSED_BYTES", total - 1)
     opened = []
-    monkeypatch.setattr(zipfile.ZipFile, "open", lambda *args, **kwargs: opened.append(args) or pytest.fail("extracted"))
+    monkeypatch.setattr(
+        zipfile.ZipFile, "open", lambda *args, **kwargs: opened.append(args) or pytest.fail("extracted")
+    )
     with pytest.raises(UserError, match="over the .* limit; refusing a likely zip bomb"):
         _fetch_zip(tmp_path / "project", competition, zip_path)
     assert not opened and not (tmp_path / "project").exists()
@@ -140,7 +156,9 @@ def test_fetch_sample_writes_kaggle_layout_and_answer_key(tmp_path, competition,
     assert sorted(p.name for p in paths.data.iterdir()) == sorted([*competition.file_names, "test_labels.csv"])
     for name, frame in zip((*competition.file_names, "test_labels.csv"), sample_frames):
         written = pd.read_csv(paths.data / name)
-        assert list(written.columns) == list(frame.columns) and np.array_equal(written.to_numpy(), frame.to_numpy()), name
+        assert list(written.columns) == list(frame.columns) and np.array_equal(written.to_numpy(), frame.to_numpy()), (
+            name
+        )
     before = snapshot(tmp_path)
     assert fetch.fetch(paths, competition, source="sample").skipped
     assert snapshot(tmp_path) == before
@@ -178,7 +196,9 @@ def test_failed_install_puts_every_previous_file_back(tmp_path, competition, tex
         return real_replace(source, target)
 
     monkeypatch.setattr(fetch.os, "replace", failing_replace)
-    with pytest.raises(UserError, match="cannot install the files .*No space left on device.*the previous files are kept"):
+    with pytest.raises(
+        UserError, match="cannot install the files .*No space left on device.*the previous files are kept"
+    ):
         _fetch_zip(root, competition, competition_zip(tmp_path / "b.zip", changed), force=True)
     assert snapshot(root) == before
 
@@ -200,6 +220,11 @@ def test_fetch_sample_validates_before_installing(tmp_path, competition, sample_
 def test_fetch_warns_when_train_csv_lacks_a_class(tmp_path, competition, sample_frames):
     # a zip whose train.csv has no 3 is installed (it is valid) with a warning naming the missing label
     train = sample_frames[0][sample_frames[0]["label"] != 3].head(40)
-    texts = dict(zip(competition.file_names, (csv_text(train), csv_text(sample_frames[1].head(10)), csv_text(sample_frames[2].head(10)))))
+    texts = dict(
+        zip(
+            competition.file_names,
+            (csv_text(train), csv_text(sample_frames[1].head(10)), csv_text(sample_frames[2].head(10))),
+        )
+    )
     result = _fetch_zip(tmp_path / "project", competition, competition_zip(tmp_path / "a.zip", texts))
     assert any("train.csv has no row of label 3" in warning for warning in result.warnings), result.warnings

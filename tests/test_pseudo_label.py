@@ -88,7 +88,7 @@ def test_pseudo_labels_come_from_the_fold_model_and_no_answer_key_is_read(projec
         (dict(pseudo_label=float("nan")), "--pseudo-label must be a finite number"),
         (dict(pseudo_label=0.9, full_train=True), "do not go together"),
         (dict(elastic=1.5), "--elastic must be between 0 and 1"),
-    (dict(elastic=0.5, augment=False), "it needs augmentation on"),
+        (dict(elastic=0.5, augment=False), "it needs augmentation on"),
     ],
 )
 def test_bad_pseudo_label_and_elastic_values_are_refused(values, message):

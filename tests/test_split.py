@@ -47,8 +47,14 @@ def test_folds_cover_every_row_once_and_are_stratified(num_folds):
         assert not rows & set().union(*(other for j, other in enumerate(valid_sets) if j != k))
 
 
-@pytest.mark.parametrize("make", [lambda labels, seed: split.make_holdout(labels, 0.2, seed),
-                                  lambda labels, seed: split.make_folds(labels, 4, seed)], ids=["holdout", "folds"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda labels, seed: split.make_holdout(labels, 0.2, seed),
+        lambda labels, seed: split.make_folds(labels, 4, seed),
+    ],
+    ids=["holdout", "folds"],
+)
 def test_same_seed_same_rows_other_seed_other_rows(make):
     # the split is a function of (labels, seed): repeatable, and another seed moves rows
     labels = _labels()
@@ -63,11 +69,14 @@ def test_holdout_fraction_out_of_range(bad):
         split.make_holdout(_labels(), bad, seed=0)
 
 
-@pytest.mark.parametrize("call, expected", [
-    (lambda labels: split.make_holdout(labels, 0.99, 0), "cannot hold out 0.99 of 30 rows"),
-    (lambda labels: split.make_folds(labels, 20, 0), "cannot make 20 stratified folds of 30 rows"),
-    (lambda labels: split.make_folds(labels, 1, 0), "at least 2"),
-])
+@pytest.mark.parametrize(
+    "call, expected",
+    [
+        (lambda labels: split.make_holdout(labels, 0.99, 0), "cannot hold out 0.99 of 30 rows"),
+        (lambda labels: split.make_folds(labels, 20, 0), "cannot make 20 stratified folds of 30 rows"),
+        (lambda labels: split.make_folds(labels, 1, 0), "at least 2"),
+    ],
+)
 def test_impossible_splits_are_user_errors(call, expected):
     # too few rows for the split asked for: an error a user can act on, not a library traceback
     labels = np.repeat(np.arange(10), 3)
@@ -105,7 +114,10 @@ def test_fold_file_is_what_is_used(tmp_path):
 
 
 def _stale_files(rows: int):
-    yield "other-length", pd.DataFrame({"row": np.arange(rows - 5), "fold": np.arange(rows - 5) % 3}).to_csv(index=False)
+    yield (
+        "other-length",
+        pd.DataFrame({"row": np.arange(rows - 5), "fold": np.arange(rows - 5) % 3}).to_csv(index=False),
+    )
     yield "rows-shuffled", pd.DataFrame({"row": np.arange(rows)[::-1], "fold": np.arange(rows) % 3}).to_csv(index=False)
     yield "wrong-columns", pd.DataFrame({"index": np.arange(rows), "fold": np.arange(rows) % 3}).to_csv(index=False)
     yield "fold-ids-of-5-folds", pd.DataFrame({"row": np.arange(rows), "fold": np.arange(rows) % 5}).to_csv(index=False)

@@ -50,7 +50,9 @@ def test_accepted_variants(project, capsys, answer_text, variant):
         rows = [rows[i] for i in np.random.default_rng(0).permutation(len(rows))]
         content = "\n".join([header, *rows]) + "\n"
     elif variant == "quoted":
-        content = "\n".join(",".join(f'"{field}"' for field in line.split(",")) for line in answer_text.splitlines()) + "\n"
+        content = (
+            "\n".join(",".join(f'"{field}"' for field in line.split(",")) for line in answer_text.splitlines()) + "\n"
+        )
     elif variant == "spaces":
         content = answer_text.replace(",", ", ").replace("ImageId, Label", "ImageId,Label")
     else:
@@ -66,9 +68,9 @@ def test_without_answer_key_no_accuracy(project, capsys, answer_text):
     assert code == 0 and "valid (200 rows)" in out and "accuracy" not in out
 
 
-
-
-@pytest.mark.parametrize("mutate, expected", [case[1:] for case in BAD_SUBMISSIONS], ids=[case[0] for case in BAD_SUBMISSIONS])
+@pytest.mark.parametrize(
+    "mutate, expected", [case[1:] for case in BAD_SUBMISSIONS], ids=[case[0] for case in BAD_SUBMISSIONS]
+)
 def test_bad_submission_is_one_line_error(project, capsys, answer_text, mutate, expected):
     # exit 2, nothing on stdout, one stderr line `error: <file>: <problem>`
     code, out, err = _validate(project, capsys, mutate(answer_text))
@@ -97,11 +99,17 @@ def test_default_file_is_submissions_submission_csv(project, capsys, answer_text
     assert "submission.csv: valid (200 rows)" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("damage", [
-    lambda key: "ImageId;Label\n1;2\n",
-    lambda key: "\n".join([key.splitlines()[0], *(line + ",0" for line in key.splitlines()[1:])]) + "\n",  # no silent shift
-    lambda key: key.replace(",7\n", ",\uff17\n"),
-], ids=["semicolons", "extra-field-every-row", "fullwidth-digit"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda key: "ImageId;Label\n1;2\n",
+        lambda key: (
+            "\n".join([key.splitlines()[0], *(line + ",0" for line in key.splitlines()[1:])]) + "\n"
+        ),  # no silent shift
+        lambda key: key.replace(",7\n", ",\uff17\n"),
+    ],
+    ids=["semicolons", "extra-field-every-row", "fullwidth-digit"],
+)
 def test_broken_answer_key_is_named(project, capsys, answer_text, damage):
     # a damaged test_labels.csv is reported as such (one bounded line), not as a crash or a wrong accuracy
     project.test_labels.write_text(damage(answer_text))

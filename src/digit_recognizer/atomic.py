@@ -14,8 +14,8 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 _pending: contextvars.ContextVar[list | None] = contextvars.ContextVar("pending_renames", default=None)
 
@@ -39,7 +39,7 @@ def together() -> Iterator[None]:
         yield
         _pending.reset(token)
         token = None
-        for tmp, path in pending:  # a folder in a file's place would fail its rename part-way: refuse it first
+        for _tmp, path in pending:  # a folder in a file's place would fail its rename part-way: refuse it first
             if path.is_dir():
                 raise _cannot_write(path, IsADirectoryError(21, "is a directory"))
         for index, (tmp, path) in enumerate(pending):
@@ -68,7 +68,9 @@ def ensure_folder(folder: Path) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        blocker = next((parent for parent in (folder, *folder.parents) if parent.exists() and not parent.is_dir()), None)
+        blocker = next(
+            (parent for parent in (folder, *folder.parents) if parent.exists() and not parent.is_dir()), None
+        )
         reason = f"{blocker} is a file, not a folder" if blocker else quote(error)
         raise UserError(f"{folder}: cannot create the folder ({reason})") from None
     return folder
@@ -125,7 +127,9 @@ def atomic_path(path: Path, suffix: str | None = None) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_open(path: Path, mode: str = "w", encoding: str | None = "utf-8", newline: str | None = None) -> Iterator[io.IOBase]:
+def atomic_open(
+    path: Path, mode: str = "w", encoding: str | None = "utf-8", newline: str | None = None
+) -> Iterator[io.IOBase]:
     """Open a temporary file for writing; it replaces ``path`` only when the block succeeds."""
     if "b" in mode:
         encoding = None

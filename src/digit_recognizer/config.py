@@ -62,7 +62,7 @@ class Competition:
         return tuple(self.files.values())
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Competition":
+    def from_dict(cls, data: dict) -> Competition:
         fields = {field.name for field in dataclasses.fields(cls)}
         values = {key: data[key] for key in fields}
         for key in ("image_shape", "pixel_range", "submission_columns", "kernel_input_dirs"):
@@ -180,7 +180,7 @@ class Paths:
         return self.submissions / "submission.csv"
 
     @classmethod
-    def discover(cls, root: Path | None = None) -> "Paths":
+    def discover(cls, root: Path | None = None) -> Paths:
         """The project at ``root`` (``--root``), else the one :func:`find_project_root` finds; a file is refused."""
         folder = Path(root).resolve() if root else find_project_root()
         if folder.exists() and not folder.is_dir():
@@ -197,11 +197,15 @@ def check_name(name: str, what: str = "experiment") -> str:
     '.', '_' and '-', starting with a letter or digit, and none of the names of files the project owns."""
 
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or name.endswith((".csv", ".lock")):
-        raise ValueError(f"{what} name {quote(name)} must be a plain file name: use letters, digits, '.', '_' and '-' "
-                         "(at most 80, starting with a letter or digit)")
+        raise ValueError(
+            f"{what} name {quote(name)} must be a plain file name: use letters, digits, '.', '_' and '-' "
+            "(at most 80, starting with a letter or digit)"
+        )
     if name.lower() in RESERVED_NAMES:
-        raise ValueError(f"{what} name {quote(name)} is reserved for a file the project owns (submissions/{name.lower()}.csv "
-                         "or a folder); choose another --name")
+        raise ValueError(
+            f"{what} name {quote(name)} is reserved for a file the project owns (submissions/{name.lower()}.csv "
+            "or a folder); choose another --name"
+        )
     return name
 
 
@@ -226,38 +230,84 @@ class ExperimentConfig:
 
     name: str
     preset: str = "fast"
-    architecture: str = field(default="compact", metadata=_option("override the preset's architecture", choices=ARCHITECTURES))
+    architecture: str = field(
+        default="compact", metadata=_option("override the preset's architecture", choices=ARCHITECTURES)
+    )
     epochs: int = field(default=8, metadata=_option("override the preset's epochs"))
     batch_size: int = field(default=128, metadata=_option("override the preset's batch size"))
     learning_rate: float = field(default=3e-3, metadata=_option("override the preset's peak learning rate"))
-    schedule: str = field(default="cosine", metadata=_option("learning-rate schedule: constant, or linear warm-up then cosine decay",
-                                                               choices=SCHEDULES))
+    schedule: str = field(
+        default="cosine",
+        metadata=_option("learning-rate schedule: constant, or linear warm-up then cosine decay", choices=SCHEDULES),
+    )
     augment: bool = field(default=True, metadata=_option("augmentation on the fly (rotation, zoom, shift)"))
-    elastic: float = field(default=0.0, metadata=_option("share of training images also elastically distorted (Simard 2003; "
-                                                          "0 = off, needs --augment)", metavar="P"))
+    elastic: float = field(
+        default=0.0,
+        metadata=_option(
+            "share of training images also elastically distorted (Simard 2003; 0 = off, needs --augment)", metavar="P"
+        ),
+    )
     label_smoothing: float = field(default=0.05, metadata=_option("override the preset's label smoothing"))
-    patience: int = field(default=0, metadata=_option("early stopping patience in epochs on validation accuracy (0 = off)"))
-    seed: int = field(default=42, metadata=_option("fixes the split, folds, initialisation and augmentation (default 42)"))
+    patience: int = field(
+        default=0, metadata=_option("early stopping patience in epochs on validation accuracy (0 = off)")
+    )
+    seed: int = field(
+        default=42, metadata=_option("fixes the split, folds, initialisation and augmentation (default 42)")
+    )
     holdout: float = field(default=0.1, metadata=_option("stratified validation fraction (default 0.1)"))
-    cv: int = field(default=0, metadata=_option("train K models on K stratified folds and report the out-of-fold accuracy",
-                                                 metavar="K"))
-    full_train: bool = field(default=False, metadata=_option("after validating, retrain on every row and submit that model"))
-    max_rows: int = field(default=0, metadata=_option("train on a stratified subset of this many rows (quick tries; 0 = all)"))
-    pseudo_label: float = field(default=0.0, metadata=_option(
-        "a second round: each fold's model labels the test images it is sure of (probability >= P) and trains again "
-        "with them (0 = off)", metavar="P"))
-    ema: bool = field(default=False, metadata=_option("use an exponential moving average of the weights as the final model"))
-    precision: str = field(default="auto", metadata=_option("numeric precision (auto = bfloat16 on CPUs that have it, float16 on GPUs)",
-                                                            choices=PRECISIONS))
+    cv: int = field(
+        default=0,
+        metadata=_option("train K models on K stratified folds and report the out-of-fold accuracy", metavar="K"),
+    )
+    full_train: bool = field(
+        default=False, metadata=_option("after validating, retrain on every row and submit that model")
+    )
+    max_rows: int = field(
+        default=0, metadata=_option("train on a stratified subset of this many rows (quick tries; 0 = all)")
+    )
+    pseudo_label: float = field(
+        default=0.0,
+        metadata=_option(
+            "a second round: each fold's model labels the test images it is sure of (probability >= P) and trains again "
+            "with them (0 = off)",
+            metavar="P",
+        ),
+    )
+    ema: bool = field(
+        default=False, metadata=_option("use an exponential moving average of the weights as the final model")
+    )
+    precision: str = field(
+        default="auto",
+        metadata=_option(
+            "numeric precision (auto = bfloat16 on CPUs that have it, float16 on GPUs)", choices=PRECISIONS
+        ),
+    )
 
     def __post_init__(self):
         check_name(self.name)
-        for name in ("epochs", "batch_size", "learning_rate", "label_smoothing", "patience", "seed", "holdout", "cv", "max_rows",
-                     "elastic", "pseudo_label"):
+        for name in (
+            "epochs",
+            "batch_size",
+            "learning_rate",
+            "label_smoothing",
+            "patience",
+            "seed",
+            "holdout",
+            "cv",
+            "max_rows",
+            "elastic",
+            "pseudo_label",
+        ):
             value = getattr(self, name)
             kind = float if name in ("learning_rate", "label_smoothing", "holdout", "elastic", "pseudo_label") else int
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
-                raise ValueError(f"--{name.replace('_', '-')} must be {'a number' if kind is float else 'a whole number'}, got {value!r}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or (kind is int and not float(value).is_integer())
+            ):
+                raise ValueError(
+                    f"--{name.replace('_', '-')} must be {'a number' if kind is float else 'a whole number'}, got {value!r}"
+                )
             if not math.isfinite(value):
                 raise ValueError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
         if self.epochs < 1:
@@ -287,9 +337,13 @@ class ExperimentConfig:
         if self.elastic and not self.augment:
             raise ValueError("--elastic distorts the augmented images: it needs augmentation on (--augment)")
         if self.pseudo_label and not 0.5 <= self.pseudo_label <= 1:
-            raise ValueError(f"--pseudo-label must be 0 (off) or a probability between 0.5 and 1, got {self.pseudo_label}")
+            raise ValueError(
+                f"--pseudo-label must be 0 (off) or a probability between 0.5 and 1, got {self.pseudo_label}"
+            )
         if self.pseudo_label and self.full_train:
-            raise ValueError("--pseudo-label and --full-train do not go together: the second round's models are the submission")
+            raise ValueError(
+                "--pseudo-label and --full-train do not go together: the second round's models are the submission"
+            )
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
 
@@ -302,7 +356,7 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ExperimentConfig":
+    def from_dict(cls, data: dict) -> ExperimentConfig:
         """A config from its saved dict; fields added since it was saved take their defaults (which keep the old behaviour)."""
         names = {field.name for field in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in names})

@@ -23,7 +23,9 @@ from digit_recognizer.config import Competition, Paths
 from digit_recognizer.errors import UserError, quote
 
 CACHE_VERSION = 1
-MAX_DATA_BYTES = 256 << 20  # the real train.csv is ~73 MB and test.csv ~49 MB; refuse anything far larger before reading it
+MAX_DATA_BYTES = (
+    256 << 20
+)  # the real train.csv is ~73 MB and test.csv ~49 MB; refuse anything far larger before reading it
 MAX_CELL_CHARACTERS = 16  # a pixel written as ' "255" ' with room to spare: bounds a line at 16 characters a column
 
 
@@ -62,11 +64,15 @@ def rows_to_images(pixels: np.ndarray, image_shape=(28, 28, 1)) -> np.ndarray:
 
 
 def load_train(paths: Paths, competition: Competition, use_cache: bool = True) -> Dataset:
-    return load_csv(paths.data_file(competition, "train"), competition, labelled=True, cache_dir=paths.cache if use_cache else None)
+    return load_csv(
+        paths.data_file(competition, "train"), competition, labelled=True, cache_dir=paths.cache if use_cache else None
+    )
 
 
 def load_test(paths: Paths, competition: Competition, use_cache: bool = True) -> Dataset:
-    return load_csv(paths.data_file(competition, "test"), competition, labelled=False, cache_dir=paths.cache if use_cache else None)
+    return load_csv(
+        paths.data_file(competition, "test"), competition, labelled=False, cache_dir=paths.cache if use_cache else None
+    )
 
 
 def load_csv(path: Path, competition: Competition, labelled: bool, cache_dir: Path | None = None) -> Dataset:
@@ -98,8 +104,10 @@ def class_warnings(labels: np.ndarray, competition: Competition, name: str = "tr
     missing = missing_classes(labels, competition.num_classes)
     if not missing:
         return []
-    return [f"{name} has no row of label {', '.join(map(str, missing))}: a model trained on it never predicts "
-            f"{'that digit' if len(missing) == 1 else 'those digits'}"]
+    return [
+        f"{name} has no row of label {', '.join(map(str, missing))}: a model trained on it never predicts "
+        f"{'that digit' if len(missing) == 1 else 'those digits'}"
+    ]
 
 
 def check_readable_file(path: Path, hint: str = "") -> None:
@@ -115,15 +123,19 @@ def check_readable_file(path: Path, hint: str = "") -> None:
 
 
 def _size_text(size: int) -> str:
-    return f"{size / 2**20:.0f} MiB" if size >= 2**20 else f"{size / 2**10:.0f} KiB" if size >= 2**10 else f"{size} bytes"
+    return (
+        f"{size / 2**20:.0f} MiB" if size >= 2**20 else f"{size / 2**10:.0f} KiB" if size >= 2**10 else f"{size} bytes"
+    )
 
 
 def check_size(path: Path, max_bytes: int, what: str) -> None:
     """Refuse, before reading it, a file larger than ``what`` can be."""
     size = path.stat().st_size
     if size > max_bytes:
-        raise UserError(f"{path.name}: {_size_text(size)}, larger than {what} can be (at most {_size_text(max_bytes)}); "
-                        "is it the right file?")
+        raise UserError(
+            f"{path.name}: {_size_text(size)}, larger than {what} can be (at most {_size_text(max_bytes)}); "
+            "is it the right file?"
+        )
 
 
 def check_lines(path: Path, max_line: int, what: str) -> None:
@@ -135,15 +147,20 @@ def check_lines(path: Path, max_line: int, what: str) -> None:
             if b"\0" in line:
                 raise UserError(f"{name}: not a UTF-8 text CSV file (line {number} holds NUL bytes)")
             if b"\r" in line.rstrip(b"\r\n"):
-                raise UserError(f"{name}: line {number} ends in a lone CR (old Mac line endings); save the file with "
-                                "LF or CRLF line endings")
+                raise UserError(
+                    f"{name}: line {number} ends in a lone CR (old Mac line endings); save the file with "
+                    "LF or CRLF line endings"
+                )
             if len(line) > max_line:
-                raise UserError(f"{name}: line {number} is longer than {max_line} characters, longer than any line of "
-                                f"{what}; is it the right file?")
+                raise UserError(
+                    f"{name}: line {number} is longer than {max_line} characters, longer than any line of "
+                    f"{what}; is it the right file?"
+                )
 
 
 def max_line_bytes(columns: int) -> int:
     return MAX_CELL_CHARACTERS * columns + 64
+
 
 def expected_header(competition: Competition, labelled: bool) -> list[str]:
     return competition.train_columns if labelled else competition.pixel_columns
@@ -175,11 +192,15 @@ def check_header(path: Path, header: list[str], expected: list[str]) -> None:
         return
     name = path.name
     if len(header) == 1 and ";" in header[0]:
-        raise UserError(f"{name}: columns are separated by ';', expected ',' (the competition's files are comma-separated)")
+        raise UserError(
+            f"{name}: columns are separated by ';', expected ',' (the competition's files are comma-separated)"
+        )
     if len(header) == 1 and "\t" in header[0]:
         raise UserError(f"{name}: columns are separated by tabs, expected ','")
     if all(_is_number(column) for column in header):
-        raise UserError(f"{name}: the first line is data, not the header {expected[0]},{expected[1]},...,{expected[-1]}")
+        raise UserError(
+            f"{name}: the first line is data, not the header {expected[0]},{expected[1]},...,{expected[-1]}"
+        )
     seen = set()
     for column in header:
         if column in seen:
@@ -187,10 +208,16 @@ def check_header(path: Path, header: list[str], expected: list[str]) -> None:
         seen.add(column)
     for index, (got, want) in enumerate(zip(header, expected)):
         if got != want:
-            raise UserError(f"{name}: header column {index + 1} is {quote(got)}, expected '{want}' (header must be {expected[0]},{expected[1]},...,{expected[-1]})")
+            raise UserError(
+                f"{name}: header column {index + 1} is {quote(got)}, expected '{want}' (header must be {expected[0]},{expected[1]},...,{expected[-1]})"
+            )
     if len(header) > len(expected):
-        raise UserError(f"{name}: header has {len(header)} columns, expected {len(expected)} (extra column {quote(header[len(expected)])})")
-    raise UserError(f"{name}: header has {len(header)} columns, expected {len(expected)} (missing '{expected[len(header)]}')")
+        raise UserError(
+            f"{name}: header has {len(header)} columns, expected {len(expected)} (extra column {quote(header[len(expected)])})"
+        )
+    raise UserError(
+        f"{name}: header has {len(header)} columns, expected {len(expected)} (missing '{expected[len(header)]}')"
+    )
 
 
 _FIELDS_ERROR = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
@@ -274,8 +301,9 @@ def _integer_values(frame: pd.DataFrame, path: Path) -> np.ndarray:
         if pd.api.types.is_signed_integer_dtype(frame[column].dtype):
             continue
         # pandas turned the whole column into floats or text: re-read it as text to name the first bad cell as written
-        text = pd.read_csv(path, encoding="utf-8-sig", header=None, skiprows=1, usecols=[index], dtype=str,
-                           keep_default_na=False)[index].str.strip()
+        text = pd.read_csv(
+            path, encoding="utf-8-sig", header=None, skiprows=1, usecols=[index], dtype=str, keep_default_na=False
+        )[index].str.strip()
         bad = ~text.str.fullmatch(INTEGER)
         problem = "is not an integer"
         if not bad.any():  # integers, but too large for int64
@@ -302,9 +330,19 @@ def _read_cache(cache_file: Path, labelled: bool, competition: Competition):
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
         cache_file.unlink(missing_ok=True)
         return None
-    shape_ok = images.dtype == np.uint8 and images.ndim == 4 and len(images) > 0 and images.shape[1:] == tuple(competition.image_shape)
-    labels_ok = labels is None or (labels.shape == (len(images),) and np.issubdtype(labels.dtype, np.integer)
-                                   and shape_ok and labels.min() >= 0 and labels.max() < competition.num_classes)
+    shape_ok = (
+        images.dtype == np.uint8
+        and images.ndim == 4
+        and len(images) > 0
+        and images.shape[1:] == tuple(competition.image_shape)
+    )
+    labels_ok = labels is None or (
+        labels.shape == (len(images),)
+        and np.issubdtype(labels.dtype, np.integer)
+        and shape_ok
+        and labels.min() >= 0
+        and labels.max() < competition.num_classes
+    )
     if not (shape_ok and labels_ok):
         cache_file.unlink(missing_ok=True)
         return None
@@ -312,7 +350,9 @@ def _read_cache(cache_file: Path, labelled: bool, competition: Competition):
 
 
 def _write_cache(cache_file: Path, images: np.ndarray, labels: np.ndarray | None) -> None:
-    for stale in cache_file.parent.glob(f"{cache_file.name.rsplit('-', 2)[0]}-*.npz") if cache_file.parent.exists() else []:
+    for stale in (
+        cache_file.parent.glob(f"{cache_file.name.rsplit('-', 2)[0]}-*.npz") if cache_file.parent.exists() else []
+    ):
         stale.unlink(missing_ok=True)
     arrays = {"images": images}
     if labels is not None:

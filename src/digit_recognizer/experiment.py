@@ -301,7 +301,13 @@ def find(paths: Paths, name: str | None, allow_ensemble: bool = False) -> Experi
     With ``allow_ensemble`` an ensemble's folder is accepted too."""
     if not name:
         return latest(paths)
-    if "/" in name or "\\" in name or "\0" in name or name in (".", "..") or len(name.encode("utf-8", "surrogateescape")) > 255:
+    if (
+        "/" in name
+        or "\\" in name
+        or "\0" in name
+        or name in (".", "..")
+        or len(name.encode("utf-8", "surrogateescape")) > 255
+    ):
         raise UserError(f"experiment {quote(name)} not found: not a plain name")
     experiment = Experiment(paths, name)
     if experiment.is_finished:
@@ -309,7 +315,9 @@ def find(paths: Paths, name: str | None, allow_ensemble: bool = False) -> Experi
     if experiment.is_ensemble:
         if allow_ensemble:
             return experiment
-        raise UserError(f"{quote(name)} is an ensemble (it has no models of its own); name one of its member experiments")
+        raise UserError(
+            f"{quote(name)} is an ensemble (it has no models of its own); name one of its member experiments"
+        )
     if experiment.is_started:
         raise UserError(
             f"experiment '{name}' has no finished training ({experiment.metrics_file} missing); "

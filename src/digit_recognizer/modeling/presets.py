@@ -35,29 +35,63 @@ PRESETS: dict[str, Preset] = {
         Preset(
             name="seed",
             description="the seeds' small CNN, Adam, 5 epochs: the baseline",
-            overrides=dict(architecture="seed", epochs=5, batch_size=128, learning_rate=1e-3, schedule="constant",
-                           augment=False, label_smoothing=0.0, precision="float32"),
+            overrides=dict(
+                architecture="seed",
+                epochs=5,
+                batch_size=128,
+                learning_rate=1e-3,
+                schedule="constant",
+                augment=False,
+                label_smoothing=0.0,
+                precision="float32",
+            ),
         ),
         Preset(
             name="fast",
             description="compact batch-normalised CNN, 8 epochs, augmentation, cosine schedule (default)",
-            overrides=dict(architecture="compact", epochs=8, batch_size=128, learning_rate=3e-3, schedule="cosine",
-                           augment=True, label_smoothing=0.05),
+            overrides=dict(
+                architecture="compact",
+                epochs=8,
+                batch_size=128,
+                learning_rate=3e-3,
+                schedule="cosine",
+                augment=True,
+                label_smoothing=0.05,
+            ),
         ),
         Preset(
             name="strong",
             description="Deotte's batch-normalised CNN, 30 epochs, augmentation, cosine schedule, weight averaging (EMA): "
-                        "best single model",
-            overrides=dict(architecture="deotte", epochs=30, batch_size=128, learning_rate=3e-3, schedule="cosine",
-                           augment=True, label_smoothing=0.1, ema=True),
+            "best single model",
+            overrides=dict(
+                architecture="deotte",
+                epochs=30,
+                batch_size=128,
+                learning_rate=3e-3,
+                schedule="cosine",
+                augment=True,
+                label_smoothing=0.1,
+                ema=True,
+            ),
         ),
         Preset(
             name="best",
             description="the top recipe: 5 folds of Deotte's CNN with elastic distortions and EMA, then a second round "
-                        "in which each fold's model also learns from the test images it labels confidently (pseudo-labels); "
-                        "predict averages the 5 second-round models",
-            overrides=dict(architecture="deotte", epochs=14, batch_size=128, learning_rate=3e-3, schedule="cosine",
-                           augment=True, elastic=0.5, label_smoothing=0.1, ema=True, cv=5, pseudo_label=0.995),
+            "in which each fold's model also learns from the test images it labels confidently (pseudo-labels); "
+            "predict averages the 5 second-round models",
+            overrides=dict(
+                architecture="deotte",
+                epochs=14,
+                batch_size=128,
+                learning_rate=3e-3,
+                schedule="cosine",
+                augment=True,
+                elastic=0.5,
+                label_smoothing=0.1,
+                ema=True,
+                cv=5,
+                pseudo_label=0.995,
+            ),
         ),
     )
 }
