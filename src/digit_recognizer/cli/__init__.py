@@ -56,13 +56,13 @@ def context(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from digit_recognizer.cli import images, kaggle, pipeline, tracking
+    from digit_recognizer.cli import app, images, kaggle, pipeline, tracking
 
     parser = argparse.ArgumentParser(prog="digit-recognizer", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--root", type=Path, help="project folder holding inputs/, models/, submissions/ (default: found from the working directory)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (pipeline, tracking, images, kaggle):
+    for module in (pipeline, tracking, images, kaggle, app):
         module.register(subparsers)
     return parser
 

@@ -258,3 +258,44 @@ def summarize(rows: list, experiment: str, min_confidence: float) -> dict:
     }
 
 
+
+
+# ---------------------------------------------------------------- one image in memory (the app)
+@dataclass(frozen=True)
+class Reading:
+    """What the models read in one image: the number ('?' for doubtful digits) and what it was read from.
+
+    ``boxes`` are (x, y, width, height) in the input image's pixels, left to right; ``crops`` (n, 28, 28) uint8
+    are the digits exactly as the models saw them; ``message`` says why nothing was read ('' otherwise).
+    """
+
+    number: str
+    confidence: float | None
+    probabilities: object  # (n, 10) float array
+    boxes: tuple
+    crops: object  # (n, 28, 28) uint8 array
+    polarity: str
+    message: str = ""
+
+
+def read_array(image, models: list, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> Reading:
+    """Segment an image array (HxW gray or HxWx3 RGB, uint8) into digits and read them with ``models``."""
+    import cv2
+    import numpy as np
+
+    from digit_recognizer.modeling.inference import ensemble_probabilities
+    from digit_recognizer.photos.segment import segment_digits
+
+    if not 0.0 <= min_confidence <= 1.0:
+        raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)) or image.size == 0:
+        raise ValueError(f"expected a non-empty HxW or HxWx3 uint8 image, got shape {image.shape} of {image.dtype}")
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+    segmentation = segment_digits(gray)  # its boxes are already in the input image's pixels
+    if not len(segmentation.crops):
+        return Reading("", None, np.zeros((0, 10), np.float32), (), segmentation.crops, segmentation.polarity,
+                       segmentation.message)
+    probabilities = ensemble_probabilities(models, segmentation.crops[..., None])
+    number, confidence = read_number(probabilities, min_confidence)
+    return Reading(number, confidence, probabilities, segmentation.boxes, segmentation.crops, segmentation.polarity)
