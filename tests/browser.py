@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -44,9 +45,13 @@ class Browser:
         self.profile = tempfile.mkdtemp(prefix="chromium-profile-")
         to_browser_read, self._to_browser = os.pipe()
         self._from_browser, from_browser_write = os.pipe()
-        # The shell puts the two pipe ends on descriptors 3 and 4, where Chromium expects them.
-        command = ["sh", "-c", f'exec "$0" "$@" 3<&{to_browser_read} 4>&{from_browser_write}', executable,
-                   *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", f"--window-size={width},{height}", "about:blank"]
+        # Above 4, so that putting one end on 3 or 4 cannot overwrite the other before it is moved.
+        to_browser_read, from_browser_write = (self._above_nine(descriptor) for descriptor in (to_browser_read, from_browser_write))
+        # A small Python puts the two pipe ends on descriptors 3 and 4, where Chromium expects them, and becomes Chromium.
+        place = (f"import os, sys; os.dup2({to_browser_read}, 3); os.dup2({from_browser_write}, 4); "
+                 "os.execv(sys.argv[1], sys.argv[1:])")
+        command = [sys.executable, "-c", place, executable, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}",
+                   f"--window-size={width},{height}", "about:blank"]
         self.log = tempfile.NamedTemporaryFile(prefix="chromium-", suffix=".log")  # a pipe nobody reads could fill up
         self.process = subprocess.Popen(command, pass_fds=(to_browser_read, from_browser_write), stdin=subprocess.DEVNULL,
                                         stdout=self.log, stderr=self.log)
@@ -65,6 +70,14 @@ class Browser:
             self.send(domain, session=True)
         self.send("Emulation.setDeviceMetricsOverride",
                   {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=True)
+
+    @staticmethod
+    def _above_nine(descriptor: int) -> int:
+        import fcntl
+
+        moved = fcntl.fcntl(descriptor, fcntl.F_DUPFD_CLOEXEC, 10)
+        os.close(descriptor)
+        return moved
 
     # ------------------------------------------------------------ the protocol
     def _read_messages(self) -> None:
@@ -96,7 +109,10 @@ class Browser:
         message = {"id": self._next_id, "method": method, "params": params or {}}
         if session:
             message["sessionId"] = self.session
-        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
+        try:
+            os.write(self._to_browser, json.dumps(message).encode() + b"\0")
+        except BrokenPipeError:
+            raise BrowserError(f"chromium has exited ({self.process.poll()}): {self.log_tail()}") from None
         deadline = time.monotonic() + self.timeout
         with self._condition:
             while self._next_id not in self._answers:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from digit_recognizer.app import DEFAULT_HOST, DEFAULT_PORT
+from digit_recognizer.app import DEFAULT_HOST, DEFAULT_PORT, check_address
 from digit_recognizer.cli import say
 from digit_recognizer.errors import UserError
 from digit_recognizer.photos.pipeline import DEFAULT_MIN_CONFIDENCE
@@ -48,14 +48,15 @@ def register(subparsers) -> None:
 
 def cmd_app(args) -> int:
     from digit_recognizer.config import Paths, load_competition
+    from digit_recognizer.photos.pipeline import choose_experiment
 
     paths = Paths.discover(args.root)
     load_competition(paths.root)
     if not 0.0 <= args.min_confidence <= 1.0:
         raise UserError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
-    if not 1 <= args.port <= 65535:
-        raise UserError(f"--port must be between 1 and 65535, got {args.port}")
-    say("starting the app (loading Gradio and the model)...")
+    check_address(args.host, args.port)
+    experiment, why = choose_experiment(paths, args.experiment)
+    say(f"starting the app with experiment {experiment} ({why}): loading Gradio and the model...")
     from digit_recognizer.app.page import start
 
     try:
