@@ -25,6 +25,7 @@ CROP_SHOWN_SIZE = 112  # each 28x28 crop is enlarged 4x (nearest neighbour: ever
 TOP_COUNT = 3
 BOX_COLOR = (230, 80, 0)  # RGB
 DOUBTFUL_COLOR = (200, 0, 160)
+BORDER_COLOR = (225, 225, 225)
 DRAWING_NAME = "drawing"
 TABLE_HEADERS = ["input", "digit", "read", "1st", "2nd", "3rd"]
 
@@ -150,7 +151,9 @@ def shown_scale(shape: tuple) -> float:
 
 
 def draw_boxes(image: np.ndarray, reading: Reading) -> np.ndarray:
-    """The input as RGB (scaled to a viewable size) with each digit's box and its read label drawn on it."""
+    """The input as RGB (scaled to a viewable size) with each digit's box and its read label drawn above it.
+
+    A light grey border is added around the image so that a label always has room above its box."""
     import cv2
 
     image = np.asarray(image)
@@ -160,13 +163,15 @@ def draw_boxes(image: np.ndarray, reading: Reading) -> np.ndarray:
         size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
         rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST)
     thickness = max(2, round(max(rgb.shape[:2]) / 250))
-    for box, label in zip(reading.boxes, reading.number):
-        x, y, width, height = (round(value * scale) for value in box)
+    boxes = [tuple(round(value * scale) for value in box) for box in reading.boxes]
+    font_scales = [max(0.6, min(2.0, height / 60)) for _, _, _, height in boxes]
+    border = max([round(30 * font_scale) + 3 * thickness for font_scale in font_scales], default=thickness)
+    rgb = cv2.copyMakeBorder(rgb, border, border, border, border, cv2.BORDER_CONSTANT, value=BORDER_COLOR)
+    for (x, y, width, height), label, font_scale in zip(boxes, reading.number, font_scales):
+        x, y = x + border, y + border
         color = DOUBTFUL_COLOR if label == "?" else BOX_COLOR
         cv2.rectangle(rgb, (x, y), (x + width, y + height), color, thickness)
-        font_scale = max(0.6, min(2.0, height / 60))
-        text_y = y - 2 * thickness if y > 30 * font_scale else y + height + round(28 * font_scale)
-        cv2.putText(rgb, label, (x, text_y), cv2.FONT_HERSHEY_SIMPLEX, font_scale, color, thickness, cv2.LINE_AA)
+        cv2.putText(rgb, label, (x, y - 2 * thickness), cv2.FONT_HERSHEY_SIMPLEX, font_scale, color, thickness, cv2.LINE_AA)
     return rgb
 
 
