@@ -52,7 +52,7 @@ class Browser:
                  "os.execv(sys.argv[1], sys.argv[1:])")
         command = [sys.executable, "-c", place, executable, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}",
                    f"--window-size={width},{height}", "about:blank"]
-        self.log = tempfile.NamedTemporaryFile(prefix="chromium-", suffix=".log")  # a pipe nobody reads could fill up
+        self.log = tempfile.NamedTemporaryFile(prefix="chromium-", suffix=".log")  # noqa: SIM115 (closed by close(); a pipe nobody reads could fill up)
         self.process = subprocess.Popen(command, pass_fds=(to_browser_read, from_browser_write), stdin=subprocess.DEVNULL,
                                         stdout=self.log, stderr=self.log)
         os.close(to_browser_read)
@@ -211,7 +211,7 @@ class Browser:
             shutil.rmtree(self.profile, ignore_errors=True)
             self.log.close()
 
-    def __enter__(self) -> "Browser":
+    def __enter__(self) -> Browser:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -10,12 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry or version check on a closed network
+import gradio as gr
 
-import gradio as gr  # noqa: E402
-
-from digit_recognizer.app import DEFAULT_HOST, DEFAULT_PORT, reading  # noqa: E402
-from digit_recognizer.photos.pipeline import DEFAULT_MIN_CONFIDENCE  # noqa: E402
+from digit_recognizer.app import DEFAULT_HOST, DEFAULT_PORT, reading
+from digit_recognizer.photos.pipeline import DEFAULT_MIN_CONFIDENCE
 
 TITLE = "digit-recognizer: draw or drop digits"
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]  # no web fonts: the page works offline
@@ -146,6 +144,7 @@ def start(paths, experiment: str | None = None, host: str = DEFAULT_HOST, port: 
 
     if not 1 <= port <= 65535:
         raise ValueError(f"port must be in 1..65535, got {port}")
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # no telemetry, no version check: nothing waits on the network
     chosen, _ = choose_experiment(paths, experiment)
     cache = reading.ModelCache(paths)
     cache.models(chosen)  # a missing or damaged model is reported now, not on the first drawing
