@@ -185,6 +185,15 @@ class Browser:
         self.mouse("mousePressed", x, y, buttons=1)
         self.mouse("mouseReleased", x, y)
 
+    def drop_files(self, selector: str, files: list) -> None:
+        """Put files into a file input, as choosing them in the file dialog (or dropping them) does."""
+        document = self.send("DOM.getDocument", session=True)["root"]["nodeId"]
+        node = self.send("DOM.querySelector", {"nodeId": document, "selector": selector}, session=True)["nodeId"]
+        if not node:
+            raise BrowserError(f"no {selector} in the page")
+        self.send("DOM.setFileInputFiles", {"nodeId": node, "files": [str(Path(file).resolve()) for file in files]},
+                  session=True)
+
     def screenshot(self, path: Path, full_page: bool = True) -> Path:
         params = {"format": "png"}
         if full_page:

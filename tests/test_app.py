@@ -20,14 +20,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli, write_sample
+from conftest import REPO_ROOT, run_cli, write_sample
 
 EXPERIMENT = "drawn"
 NUMBER_DIGITS = 3
 TILE = 140  # a 28x28 digit enlarged 5x, as a photo of a digit on paper
 GAP = 40
 MARGIN = 60
-SCREENSHOT_ENV = "DIGIT_RECOGNIZER_APP_SCREENSHOT"  # also save the browser test's screenshot here (docs/app.png)
+SCREENSHOT_ENV = "DIGIT_RECOGNIZER_APP_SCREENSHOT"  # also save the browser test's screenshots here (docs/app.png)
+EXAMPLE_PHOTOS = [REPO_ROOT / "inputs" / "custom" / name for name in ("2026_number.jpg", "0_marker.jpg", "3_uneven_light.jpg")]
 
 
 # ---------------------------------------------------------------- fixtures
@@ -406,8 +407,25 @@ def test_headless_chromium_draws_a_digit_and_reads_it(server, tmp_path):
         link = browser.evaluate("document.querySelector('#report-link a').href")
         time.sleep(1.0)  # the galleries' images finish loading for the screenshot
         screenshot = browser.screenshot(tmp_path / "app.png")
-    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+        photos = [*EXAMPLE_PHOTOS, tmp_path / "notes.png"]
+        photos[-1].write_text("not a picture\n")
+        browser.evaluate("Array.from(document.querySelectorAll('button[role=tab]'))"
+                         ".find(tab => tab.textContent.includes('Drop photos')).click()")
+        browser.drop_files("#photos input[type=file]", photos)
+        text = browser.wait_for(lambda: "notes.png" in browser.evaluate(result) and browser.evaluate(result),
+                                "the photos' results", timeout=60)
+        lines = dict(line.split(": ", 1) for line in text.splitlines())
+        assert list(lines) == [photo.name for photo in photos], text
+        assert all(re.fullmatch(r"[0-9?]+", lines[photo.name]) for photo in EXAMPLE_PHOTOS), text
+        assert lines["notes.png"] == "-" and "not an image" in browser.evaluate("document.querySelector('#messages').innerText")
+        assert browser.evaluate("document.querySelectorAll('#boxes img').length") >= len(EXAMPLE_PHOTOS)
+        time.sleep(1.0)
+        photos_screenshot = browser.screenshot(tmp_path / "app-photos.png")
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and photos_screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with urllib.request.urlopen(link, timeout=30) as response:
         assert response.status == 200 and b"confusion" in response.read(), "the report link serves the report"
     if os.environ.get(SCREENSHOT_ENV):
-        shutil.copyfile(screenshot, os.environ[SCREENSHOT_ENV])
+        target = Path(os.environ[SCREENSHOT_ENV])
+        shutil.copyfile(screenshot, target)
+        shutil.copyfile(photos_screenshot, target.with_name(f"{target.stem}-photos{target.suffix}"))
