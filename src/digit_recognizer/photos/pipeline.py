@@ -350,5 +350,3 @@ def summarize(rows: list, experiment: str, min_confidence: float) -> dict:
         "accuracy": correct / len(labelled) if labelled else None,
         "min_confidence": min_confidence,
     }
-
-
