@@ -79,7 +79,8 @@ def kaggle_json_path() -> Path:
     return _config_dir() / "kaggle.json"
 
 
-def _read_json(path: Path) -> dict:
+def read_json_object(path: Path) -> dict:
+    """A JSON file's object, or {} when it is missing, unreadable or not an object."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -115,14 +116,14 @@ def _access_token() -> str:
 
 def _legacy_credentials() -> tuple[str, str]:
     """(username, key) from kaggle.json overlaid with KAGGLE_USERNAME / KAGGLE_KEY, as the client merges them."""
-    config = _read_json(kaggle_json_path())
+    config = read_json_object(kaggle_json_path())
     username = os.environ.get("KAGGLE_USERNAME") or str(config.get("username") or "")
     key = os.environ.get("KAGGLE_KEY") or str(config.get("key") or "")
     return username, key
 
 
 def _oauth_credentials() -> dict:
-    data = _read_json(Path(os.path.expanduser("~")) / ".kaggle" / "credentials.json")
+    data = read_json_object(Path(os.path.expanduser("~")) / ".kaggle" / "credentials.json")
     return data if data.get("refresh_token") else {}
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from digit_recognizer.atomic import write_json
 from digit_recognizer.errors import UserError
+from digit_recognizer.kaggle.api import read_json_object
 from digit_recognizer.kaggle.kernel_template import RUN_FILE
 
 PUSH_RECORD = "last-push.json"  # in the kernel folder: which version this project pushed last
@@ -155,21 +156,13 @@ def experiment_name(kernel_id: str, label: str) -> str:
         raise UserError(str(error)) from None
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _run_metrics(folder: Path, run: dict) -> dict:
     """The trained experiment's metrics.json from the output (named in kernel-run.json), else {}."""
     name = str(run.get("experiment") or "")
     candidates = [folder / "models" / name / "metrics.json"] if name and "/" not in name and ".." not in name else []
     candidates += sorted(folder.glob("models/*/metrics.json"))
     for path in candidates:
-        metrics = _read_json(path)
+        metrics = read_json_object(path)
         if metrics:
             return metrics
     return {}
@@ -231,7 +224,7 @@ def download_output(paths, competition, kernel_id: str, kernel_folder: Path, log
     else:
         log(f"kernel {kernel_id} {label}: output already in {final}")
     check = _checked(paths, competition, final, kernel_id)
-    run = _read_json(final / RUN_FILE)
+    run = read_json_object(final / RUN_FILE)
     leaderboard.record_kernel_output(
         paths,
         experiment,
