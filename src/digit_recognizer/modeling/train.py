@@ -391,14 +391,6 @@ def prepare_experiment(
     return experiment
 
 
-def _fold_name(member, num_members: int, holdout: float) -> str:
-    return (
-        f"fold {int(str(member).lstrip('p')) + 1}/{num_members}"
-        if num_members > 1
-        else f"holdout model (holdout {holdout:g})"
-    )
-
-
 def train_round(
     config: ExperimentConfig,
     competition: Competition,
@@ -422,24 +414,28 @@ def train_round(
     for fold, member in enumerate(members):
         valid_mask = folds == fold
         valid_file = experiment.valid_file(member)
-        name = _fold_name(member, len(members), config.holdout)
+        counted = f"member {fold + 1}/{len(members)}" + (" (second round)" if extra is not None else "")
         if experiment.member_file(member).exists() and valid_file.exists():
-            log(f"{name}: already trained, skipping")
+            log(f"{counted}: already trained, skipping")
         else:
             train_images, train_labels = images[~valid_mask], labels[~valid_mask]
             if extra is not None:
                 extra_images, extra_labels = extra(fold)
                 train_images = np.concatenate([train_images, extra_images])
                 train_labels = np.concatenate([train_labels, extra_labels])
-            log(
-                f"{name}: training {config.architecture} on {len(train_labels)} images"
-                + (
-                    f" ({int((~valid_mask).sum())} train rows + {len(train_labels) - int((~valid_mask).sum())} pseudo-labelled test images)"
-                    if extra is not None
-                    else ""
+            rows_text = f"{int((~valid_mask).sum())} rows"
+            if extra is not None:
+                rows_text += f" + {len(train_labels) - int((~valid_mask).sum())} pseudo-labelled test images"
+            if len(members) > 1:
+                log(
+                    f"fold {fold + 1}/{len(members)}{' (second round)' if extra is not None else ''}: training on {rows_text}, "
+                    f"validating on {int(valid_mask.sum())}"
                 )
-                + f", validating on {int(valid_mask.sum())} rows"
-            )
+            else:
+                log(
+                    f"training {config.architecture} on {rows_text}, validating on {int(valid_mask.sum())} "
+                    f"(holdout {config.holdout:g}){' (second round)' if extra is not None else ''}"
+                )
             model = train_member(
                 config,
                 competition,
@@ -460,7 +456,7 @@ def train_round(
         oof_probabilities[valid_mask] = member_probabilities
         accuracy = float((member_probabilities.argmax(1) == labels[valid_mask]).mean())
         accuracies.append(accuracy)
-        log(f"{name}: validation accuracy {accuracy:.5f}")
+        log(f"{counted}: validation accuracy {accuracy:.5f}")
     return oof_probabilities, accuracies
 
 
