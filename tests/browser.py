@@ -19,9 +19,19 @@ import time
 from pathlib import Path
 
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-extensions", "--disable-dev-shm-usage",
-    "--hide-scrollbars", "--mute-audio", "--remote-debugging-pipe",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--mute-audio",
+    "--remote-debugging-pipe",
 )
 
 
@@ -46,15 +56,32 @@ class Browser:
         to_browser_read, self._to_browser = os.pipe()
         self._from_browser, from_browser_write = os.pipe()
         # Above 4, so that putting one end on 3 or 4 cannot overwrite the other before it is moved.
-        to_browser_read, from_browser_write = (self._above_nine(descriptor) for descriptor in (to_browser_read, from_browser_write))
+        to_browser_read, from_browser_write = (
+            self._above_nine(descriptor) for descriptor in (to_browser_read, from_browser_write)
+        )
         # A small Python puts the two pipe ends on descriptors 3 and 4, where Chromium expects them, and becomes Chromium.
-        place = (f"import os, sys; os.dup2({to_browser_read}, 3); os.dup2({from_browser_write}, 4); "
-                 "os.execv(sys.argv[1], sys.argv[1:])")
-        command = [sys.executable, "-c", place, executable, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}",
-                   f"--window-size={width},{height}", "about:blank"]
+        place = (
+            f"import os, sys; os.dup2({to_browser_read}, 3); os.dup2({from_browser_write}, 4); "
+            "os.execv(sys.argv[1], sys.argv[1:])"
+        )
+        command = [
+            sys.executable,
+            "-c",
+            place,
+            executable,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={self.profile}",
+            f"--window-size={width},{height}",
+            "about:blank",
+        ]
         self.log = tempfile.NamedTemporaryFile(prefix="chromium-", suffix=".log")  # noqa: SIM115 (closed by close(); a pipe nobody reads could fill up)
-        self.process = subprocess.Popen(command, pass_fds=(to_browser_read, from_browser_write), stdin=subprocess.DEVNULL,
-                                        stdout=self.log, stderr=self.log)
+        self.process = subprocess.Popen(
+            command,
+            pass_fds=(to_browser_read, from_browser_write),
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=self.log,
+        )
         os.close(to_browser_read)
         os.close(from_browser_write)
         self._next_id = 0
@@ -68,8 +95,11 @@ class Browser:
         self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Page.enable", "Runtime.enable"):
             self.send(domain, session=True)
-        self.send("Emulation.setDeviceMetricsOverride",
-                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=True)
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            session=True,
+        )
 
     @staticmethod
     def _above_nine(descriptor: int) -> int:
@@ -133,13 +163,16 @@ class Browser:
         with self._condition:
             self.events.clear()
         self.send("Page.navigate", {"url": url}, session=True)
-        self.wait_for(lambda: any(event.get("method") == "Page.loadEventFired" for event in list(self.events)),
-                      f"the page {url} to load")
+        self.wait_for(
+            lambda: any(event.get("method") == "Page.loadEventFired" for event in list(self.events)),
+            f"the page {url} to load",
+        )
 
     def evaluate(self, expression: str):
         """Evaluate JavaScript in the page and return its (JSON) value."""
-        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True},
-                           session=True)
+        result = self.send(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True}, session=True
+        )
         if "exceptionDetails" in result:
             raise BrowserError(f"JavaScript error in {expression[:80]}: {result['exceptionDetails'].get('text')}")
         return result["result"].get("value")
@@ -160,11 +193,18 @@ class Browser:
         return self.evaluate(
             f"(() => {{ const element = document.querySelector({json.dumps(selector)}); if (!element) return null;"
             " element.scrollIntoView({block: 'center'}); const box = element.getBoundingClientRect();"
-            " return box.width > 0 && box.height > 0 ? {x: box.x, y: box.y, width: box.width, height: box.height} : null; })()")
+            " return box.width > 0 && box.height > 0 ? {x: box.x, y: box.y, width: box.width, height: box.height} : null; })()"
+        )
 
     def mouse(self, kind: str, x: float, y: float, buttons: int = 0) -> None:
-        params = {"type": kind, "x": x, "y": y, "button": "left" if kind != "mouseMoved" or buttons else "none",
-                  "buttons": buttons, "pointerType": "mouse"}
+        params = {
+            "type": kind,
+            "x": x,
+            "y": y,
+            "button": "left" if kind != "mouseMoved" or buttons else "none",
+            "buttons": buttons,
+            "pointerType": "mouse",
+        }
         if kind in ("mousePressed", "mouseReleased"):
             params["clickCount"] = 1
         self.send("Input.dispatchMouseEvent", params, session=True)
@@ -191,15 +231,22 @@ class Browser:
         node = self.send("DOM.querySelector", {"nodeId": document, "selector": selector}, session=True)["nodeId"]
         if not node:
             raise BrowserError(f"no {selector} in the page")
-        self.send("DOM.setFileInputFiles", {"nodeId": node, "files": [str(Path(file).resolve()) for file in files]},
-                  session=True)
+        self.send(
+            "DOM.setFileInputFiles",
+            {"nodeId": node, "files": [str(Path(file).resolve()) for file in files]},
+            session=True,
+        )
 
     def screenshot(self, path: Path, full_page: bool = True) -> Path:
         params = {"format": "png"}
         if full_page:
-            size = self.evaluate("({width: document.documentElement.scrollWidth, height: document.documentElement.scrollHeight})")
-            params.update(captureBeyondViewport=True,
-                          clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
+            size = self.evaluate(
+                "({width: document.documentElement.scrollWidth, height: document.documentElement.scrollHeight})"
+            )
+            params.update(
+                captureBeyondViewport=True,
+                clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+            )
         data = self.send("Page.captureScreenshot", params, session=True)["data"]
         Path(path).write_bytes(base64.b64decode(data))
         return Path(path)

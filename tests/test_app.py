@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from conftest import REPO_ROOT, run_cli, write_sample
 
 EXPERIMENT = "drawn"
@@ -28,7 +29,9 @@ TILE = 140  # a 28x28 digit enlarged 5x, as a photo of a digit on paper
 GAP = 40
 MARGIN = 60
 SCREENSHOT_ENV = "DIGIT_RECOGNIZER_APP_SCREENSHOT"  # also save the browser test's screenshots here (docs/app.png)
-EXAMPLE_PHOTOS = [REPO_ROOT / "inputs" / "custom" / name for name in ("2026_number.jpg", "0_marker.jpg", "3_uneven_light.jpg")]
+EXAMPLE_PHOTOS = [
+    REPO_ROOT / "inputs" / "custom" / name for name in ("2026_number.jpg", "0_marker.jpg", "3_uneven_light.jpg")
+]
 
 
 # ---------------------------------------------------------------- fixtures
@@ -41,8 +44,24 @@ def app_project(tmp_path_factory, competition):
 
     paths = Paths(tmp_path_factory.mktemp("app"))
     write_sample(paths.data, competition, build_sample_frames(competition, seed=0, train_rows=2000, test_rows=100))
-    assert main(["--root", str(paths.root), "train", "--preset", "fast", "--epochs", "3", "--no-augment",
-                 "--name", EXPERIMENT, "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "--root",
+                str(paths.root),
+                "train",
+                "--preset",
+                "fast",
+                "--epochs",
+                "3",
+                "--no-augment",
+                "--name",
+                EXPERIMENT,
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return paths
 
 
@@ -86,7 +105,9 @@ def render_number(digits) -> tuple[np.ndarray, str, list]:
     tiles = []
     for position, (image, _) in enumerate(digits):
         x = MARGIN + position * (TILE + GAP)
-        page[MARGIN:MARGIN + TILE, x:x + TILE] = 255 - cv2.resize(image, (TILE, TILE), interpolation=cv2.INTER_CUBIC)
+        page[MARGIN : MARGIN + TILE, x : x + TILE] = 255 - cv2.resize(
+            image, (TILE, TILE), interpolation=cv2.INTER_CUBIC
+        )
         tiles.append((x, MARGIN, TILE, TILE))
     return page, "".join(label for _, label in digits), tiles
 
@@ -119,8 +140,13 @@ def server(app_project):
     """The real ``digit-recognizer app`` command serving the test project; yields its URL."""
     port = free_port()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "digit_recognizer", "--root", str(app_project.root), "app",
-                                "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "digit_recognizer", "--root", str(app_project.root), "app", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     said = []
     try:
         deadline = time.monotonic() + 120
@@ -185,12 +211,15 @@ def test_read_array_on_a_blank_image_says_why(models):
 def test_read_array_rejects_bad_arguments():
     from digit_recognizer.photos.pipeline import read_array
 
+    unused_model = object()  # every check comes before a model is used
+    with pytest.raises(ValueError, match="at least one model"):
+        read_array(np.zeros((10, 10), np.uint8), [])
     with pytest.raises(ValueError, match="min_confidence"):
-        read_array(np.zeros((10, 10), np.uint8), [], min_confidence=1.5)
+        read_array(np.zeros((10, 10), np.uint8), [unused_model], min_confidence=1.5)
     with pytest.raises(ValueError, match="uint8"):
-        read_array(np.zeros((10, 10), np.float32), [])
+        read_array(np.zeros((10, 10), np.float32), [unused_model])
     with pytest.raises(ValueError, match="HxWx3"):
-        read_array(np.zeros((10, 10, 4), np.uint8), [])
+        read_array(np.zeros((10, 10, 5), np.uint8), [unused_model])
 
 
 # ---------------------------------------------------------------- the page's pieces (no server)
@@ -201,7 +230,9 @@ def test_sketch_to_gray_composites_transparent_strokes_onto_white():
     canvas[10:30, 28:32] = (0, 0, 0, 255)  # a black stroke
     gray = sketch_to_gray({"background": None, "layers": [], "composite": canvas})
     assert gray.shape == (40, 60) and gray[20, 30] == 0 and gray[0, 0] == 255
-    assert sketch_to_gray({"composite": np.full((40, 60, 4), 255, np.uint8)}) is None, "an empty canvas is nothing drawn"
+    assert sketch_to_gray({"composite": np.full((40, 60, 4), 255, np.uint8)}) is None, (
+        "an empty canvas is nothing drawn"
+    )
     assert sketch_to_gray(None) is None and sketch_to_gray({"composite": None}) is None
 
 
@@ -242,13 +273,25 @@ def test_experiment_choices_put_the_leaderboard_order_first(empty_project):
 
 # ---------------------------------------------------------------- the command line (no server)
 def test_app_help_is_instant_and_imports_no_gradio():
-    code = ("import sys; from digit_recognizer.cli import build_parser; build_parser().parse_args(['app']); "
-            "heavy = [m for m in ('gradio', 'gradio_client', 'tensorflow', 'keras') if m in sys.modules]; "
-            "assert not heavy, heavy")
+    code = (
+        "import sys; from digit_recognizer.cli import build_parser; build_parser().parse_args(['app']); "
+        "heavy = [m for m in ('gradio', 'gradio_client', 'tensorflow', 'keras') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
-    result = subprocess.run([sys.executable, "-m", "digit_recognizer", "app", "--help"], capture_output=True, text=True,
-                            timeout=60, check=False)
-    assert result.returncode == 0 and "--port" in result.stdout and "--host" in result.stdout and "127.0.0.1" in result.stdout
+    result = subprocess.run(
+        [sys.executable, "-m", "digit_recognizer", "app", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (
+        result.returncode == 0
+        and "--port" in result.stdout
+        and "--host" in result.stdout
+        and "127.0.0.1" in result.stdout
+    )
 
 
 def one_error_line(result) -> str:
@@ -271,7 +314,9 @@ def test_app_on_a_port_in_use_is_one_error_line(empty_project):
 
 
 def test_app_rejects_a_bad_min_confidence(empty_project):
-    assert "--min-confidence" in one_error_line(run_cli("app", "--min-confidence", "1.5", root=empty_project.root, timeout=60))
+    assert "--min-confidence" in one_error_line(
+        run_cli("app", "--min-confidence", "1.5", root=empty_project.root, timeout=60)
+    )
 
 
 # ---------------------------------------------------------------- the running server
@@ -309,7 +354,11 @@ def test_api_read_returns_the_number_then_the_digits(client, number_photo):
     assert [digit["read"] for digit in digits] == list(number)
     for digit in digits:
         probabilities = [top["probability"] for top in digit["top3"]]
-        assert len(probabilities) == 3 and probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1.0001
+        assert (
+            len(probabilities) == 3
+            and probabilities == sorted(probabilities, reverse=True)
+            and sum(probabilities) <= 1.0001
+        )
         assert str(digit["top3"][0]["digit"]) == digit["read"] and len(digit["box"]) == 4
     doubtful, _, _ = client.predict(handle_file(str(path)), 1.0, api_name="/read")
     assert doubtful == "?" * len(number), "the minimum confidence turns every digit under it into '?'"
@@ -399,30 +448,46 @@ def test_headless_chromium_draws_a_digit_and_reads_it(server, tmp_path):
         browser.click("#read-drawing")
         read = browser.wait_for(lambda: browser.evaluate(result), "the result text", timeout=60)
         assert re.fullmatch(r"[0-9?]+", read), f"the result is a number read (digits or '?'), not {read!r}"
-        crops = browser.wait_for(lambda: browser.evaluate("document.querySelectorAll('#crops img').length"), "the crops")
+        crops = browser.wait_for(
+            lambda: browser.evaluate("document.querySelectorAll('#crops img').length"), "the crops"
+        )
         assert crops == len(read), "one 28x28 crop shown per digit read"
-        rows = browser.evaluate("Array.from(document.querySelectorAll('#top3 tbody tr'))"
-                                ".map(row => Array.from(row.querySelectorAll('td')).map(cell => cell.textContent.trim()))")
-        assert len(rows) == len(read) and all(row[0] == "drawing" and row[2] == digit for row, digit in zip(rows, read)), rows
+        rows = browser.evaluate(
+            "Array.from(document.querySelectorAll('#top3 tbody tr'))"
+            ".map(row => Array.from(row.querySelectorAll('td')).map(cell => cell.textContent.trim()))"
+        )
+        assert len(rows) == len(read) and all(
+            row[0] == "drawing" and row[2] == digit for row, digit in zip(rows, read)
+        ), rows
         link = browser.evaluate("document.querySelector('#report-link a').href")
         time.sleep(1.0)  # the galleries' images finish loading for the screenshot
         screenshot = browser.screenshot(tmp_path / "app.png")
 
         photos = [*EXAMPLE_PHOTOS, tmp_path / "notes.png"]
         photos[-1].write_text("not a picture\n")
-        browser.evaluate("Array.from(document.querySelectorAll('button[role=tab]'))"
-                         ".find(tab => tab.textContent.includes('Drop photos')).click()")
+        browser.evaluate(
+            "Array.from(document.querySelectorAll('button[role=tab]'))"
+            ".find(tab => tab.textContent.includes('Drop photos')).click()"
+        )
         browser.drop_files("#photos input[type=file]", photos)
-        text = browser.wait_for(lambda: "notes.png" in browser.evaluate(result) and browser.evaluate(result),
-                                "the photos' results", timeout=60)
+        text = browser.wait_for(
+            lambda: "notes.png" in browser.evaluate(result) and browser.evaluate(result),
+            "the photos' results",
+            timeout=60,
+        )
         lines = dict(line.split(": ", 1) for line in text.splitlines())
         assert list(lines) == [photo.name for photo in photos], text
         assert all(re.fullmatch(r"[0-9?]+", lines[photo.name]) for photo in EXAMPLE_PHOTOS), text
-        assert lines["notes.png"] == "-" and "not an image" in browser.evaluate("document.querySelector('#messages').innerText")
+        assert lines["notes.png"] == "-" and "not an image" in browser.evaluate(
+            "document.querySelector('#messages').innerText"
+        )
         assert browser.evaluate("document.querySelectorAll('#boxes img').length") >= len(EXAMPLE_PHOTOS)
         time.sleep(1.0)
         photos_screenshot = browser.screenshot(tmp_path / "app-photos.png")
-    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and photos_screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (
+        screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        and photos_screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    )
     with urllib.request.urlopen(link, timeout=30) as response:
         assert response.status == 200 and b"confusion" in response.read(), "the report link serves the report"
     if os.environ.get(SCREENSHOT_ENV):

@@ -30,5 +30,9 @@ def check_address(host: str, port: int) -> None:
         try:
             probe.bind(address)
         except OSError as error:
-            reason = "the port is in use (another app running? choose one with --port)" if error.errno == errno.EADDRINUSE else error.strerror
+            reason = (
+                "the port is in use (another app running? choose one with --port)"
+                if error.errno == errno.EADDRINUSE
+                else error.strerror
+            )
             raise UserError(f"cannot serve on {host}:{port}: {reason}") from None

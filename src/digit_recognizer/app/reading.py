@@ -131,7 +131,9 @@ def read_photos(files, cache: ModelCache, experiment: str, min_confidence: float
     results = []
     for item in files or []:
         path = Path(getattr(item, "name", item))
-        results.append(read_input(display_name(path), lambda path=path: load_photo(path), cache, experiment, min_confidence))
+        results.append(
+            read_input(display_name(path), lambda path=path: load_photo(path), cache, experiment, min_confidence)
+        )
     return results
 
 
@@ -171,7 +173,9 @@ def draw_boxes(image: np.ndarray, reading: Reading) -> np.ndarray:
         x, y = x + border, y + border
         color = DOUBTFUL_COLOR if label == "?" else BOX_COLOR
         cv2.rectangle(rgb, (x, y), (x + width, y + height), color, thickness)
-        cv2.putText(rgb, label, (x, y - 2 * thickness), cv2.FONT_HERSHEY_SIMPLEX, font_scale, color, thickness, cv2.LINE_AA)
+        cv2.putText(
+            rgb, label, (x, y - 2 * thickness), cv2.FONT_HERSHEY_SIMPLEX, font_scale, color, thickness, cv2.LINE_AA
+        )
     return rgb
 
 
@@ -201,7 +205,9 @@ def top_probabilities(probabilities, count: int = TOP_COUNT) -> list[tuple[int, 
     """A digit's ``count`` most likely labels with their probabilities, most likely first."""
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if probabilities.ndim != 1 or count < 1:
-        raise ValueError(f"expected one digit's probabilities and a positive count, got shape {probabilities.shape}, count {count}")
+        raise ValueError(
+            f"expected one digit's probabilities and a positive count, got shape {probabilities.shape}, count {count}"
+        )
     order = np.argsort(-probabilities, kind="stable")[:count]
     return [(int(label), float(probabilities[label])) for label in order]
 
@@ -222,10 +228,16 @@ def digits_list(reading: Reading | None) -> list[dict]:
     """The API's digits, left to right: read label, top-3 probabilities and box (x, y, width, height) in input pixels."""
     if reading is None:
         return []
-    return [{"read": reading.number[index],
-             "top3": [{"digit": label, "probability": round(probability, 6)} for label, probability in top_probabilities(row)],
-             "box": [int(value) for value in box]}
-            for index, (row, box) in enumerate(zip(reading.probabilities, reading.boxes))]
+    return [
+        {
+            "read": reading.number[index],
+            "top3": [
+                {"digit": label, "probability": round(probability, 6)} for label, probability in top_probabilities(row)
+            ],
+            "box": [int(value) for value in box],
+        }
+        for index, (row, box) in enumerate(zip(reading.probabilities, reading.boxes))
+    ]
 
 
 def result_text(results: list[InputResult], named: bool) -> str:
@@ -238,7 +250,9 @@ def messages_text(results: list[InputResult], min_confidence: float) -> str:
     """Markdown for the page: why an input gave nothing, and what '?' means when it appears."""
     lines = [f"- **{result.name}**: {result.message}" for result in results if result.message]
     if any("?" in result.number for result in results):
-        lines.append(f"- `?` marks a digit whose top probability is under the minimum confidence ({min_confidence:.2f})")
+        lines.append(
+            f"- `?` marks a digit whose top probability is under the minimum confidence ({min_confidence:.2f})"
+        )
     return "\n".join(lines)
 
 
@@ -265,5 +279,7 @@ def report_link(paths, experiment: str) -> str:
     path = report_file(paths, experiment).resolve()
     if not path.is_file():
         return f"No report for `{experiment}` yet: `digit-recognizer report {experiment}` writes it."
-    return (f'<a href="gradio_api/file={quote(str(path))}" target="_blank" rel="noopener">'
-            f"The report of {experiment}</a> (validation scores, confusion matrix, its mistakes)")
+    return (
+        f'<a href="gradio_api/file={quote(str(path))}" target="_blank" rel="noopener">'
+        f"The report of {experiment}</a> (validation scores, confusion matrix, its mistakes)"
+    )

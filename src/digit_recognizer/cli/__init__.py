@@ -58,11 +58,17 @@ def context(args):
 def build_parser() -> argparse.ArgumentParser:
     from digit_recognizer.cli import app, images, kaggle, pipeline, tracking
 
-    parser = argparse.ArgumentParser(prog="digit-recognizer", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="digit-recognizer", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--root", type=Path, help="project folder holding inputs/, models/, submissions/ (default: the nearest folder above the "
-                             "working directory holding competition/competition.json, else the working directory; "
-                             "$DIGIT_RECOGNIZER_ROOT overrides it)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        help="project folder holding inputs/, models/, submissions/ (default: the nearest folder above the "
+        "working directory holding competition/competition.json, else the working directory; "
+        "$DIGIT_RECOGNIZER_ROOT overrides it)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in (pipeline, tracking, images, kaggle, app):
         module.register(subparsers)

@@ -33,16 +33,30 @@ examples:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("app", help="a local page to draw or drop your own digits and see what the model reads",
-                                   description=DESCRIPTION, epilog=EPILOG,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--experiment", help="experiment to read with (default: the best on the leaderboard, else the latest trained)")
-    parser.add_argument("--host", default=DEFAULT_HOST,
-                        help=f"address to listen on (default {DEFAULT_HOST}: this computer only; 0.0.0.0 opens it to your network)")
+    parser = subparsers.add_parser(
+        "app",
+        help="a local page to draw or drop your own digits and see what the model reads",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--experiment", help="experiment to read with (default: the best on the leaderboard, else the latest trained)"
+    )
+    parser.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"address to listen on (default {DEFAULT_HOST}: this computer only; 0.0.0.0 opens it to your network)",
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
-    parser.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE, metavar="P",
-                        help=f"show a digit as '?' when its top probability is under P (default {DEFAULT_MIN_CONFIDENCE}; "
-                             "a slider on the page)")
+    parser.add_argument(
+        "--min-confidence",
+        type=float,
+        default=DEFAULT_MIN_CONFIDENCE,
+        metavar="P",
+        help=f"show a digit as '?' when its top probability is under P (default {DEFAULT_MIN_CONFIDENCE}; "
+        "a slider on the page)",
+    )
     parser.set_defaults(func=cmd_app)
 
 
