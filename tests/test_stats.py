@@ -143,3 +143,35 @@ def test_compare_command(compared, capsys, args, code, expected):
     assert expected in output
     if code:
         assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+
+
+def test_leaderboard_shows_errors_and_the_wilson_interval():
+    from digit_recognizer.cli.tracking import format_leaderboard
+
+    table = format_leaderboard(
+        [
+            {"experiment": "a", "score": "0.99398", "validation_rows": "42000"},
+            {"experiment": "old", "score": "0.99", "validation_rows": ""},  # a row from before the column: no guess
+        ]
+    )
+    low, high = wilson_interval(42000 - 253, 42000)
+    lines = table.splitlines()
+    assert "errors" in lines[0] and "95% CI" in lines[0]
+    assert "253/42000" in lines[2] and f"{low:.4f}-{high:.4f}" in lines[2]
+    assert "/" not in lines[3].split("0.99000")[1].split()[0]
+
+
+def test_with_validation_rows_fills_old_rows_from_the_metrics(compared):
+    from digit_recognizer.tracking.leaderboard import with_validation_rows
+
+    Experiment(compared, "good").metrics_file.write_text(
+        json.dumps({"members": ["member-0.keras"], "validation_rows": 400})
+    )
+    assert (
+        with_validation_rows(compared, {"experiment": "good", "score": "0.9", "validation_rows": ""})["validation_rows"]
+        == "400"
+    )
+    assert (
+        with_validation_rows(compared, {"experiment": "gone", "score": "0.9", "validation_rows": ""})["validation_rows"]
+        == ""
+    )

@@ -222,7 +222,7 @@ def cmd_leaderboard(args) -> int:
         raise UserError(
             f"no leaderboard yet ({paths.leaderboard}); train an experiment first: `digit-recognizer train`"
         )
-    shown = rows[: args.top] if args.top else rows
+    shown = [leaderboard.with_validation_rows(paths, row) for row in (rows[: args.top] if args.top else rows)]
     say(format_leaderboard(shown))
     order = {"score": "validation score", "local": "local answer-key score", "kaggle": "Kaggle public score"}[args.by]
     say(f"\n{len(shown)} of {len(rows)} experiments, best first by {order}; file: {paths.leaderboard}")

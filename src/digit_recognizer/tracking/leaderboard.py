@@ -238,6 +238,21 @@ def rank(paths, experiment: str) -> tuple[int, int]:
     return (names.index(experiment) + 1 if experiment in names else 0), len(names)
 
 
+def with_validation_rows(paths, row: dict) -> dict:
+    """The row, with its validation row count taken from the experiment's metrics when the row predates that
+    column (for showing errors and intervals; the file is not changed)."""
+    from digit_recognizer.experiment import Experiment
+
+    if row.get("validation_rows") or not row.get("score"):
+        return row
+    experiment = Experiment(paths, row["experiment"])
+    try:
+        rows = experiment.read_metrics().get("validation_rows") if experiment.is_finished else None
+    except UserError:
+        rows = None
+    return {**row, "validation_rows": str(rows)} if isinstance(rows, int) else row
+
+
 def record_training(paths, experiment: str) -> tuple[int, int]:
     """Add (or refresh) a trained experiment's row; return its rank and the number of rows."""
     upsert(paths.leaderboard, experiment, **experiment_fields(paths, experiment))
