@@ -9,8 +9,9 @@ white on black, which :mod:`.segment` cuts into digits:
    quadrilateral; it is perspective-corrected to a rectangle and read alone;
 4. polarity (:func:`detect_polarity`): dark ink on paper or light ink on a dark board;
 5. ink (:func:`ink_contrast`): each pixel's darkness relative to the local paper, whose brightness is a
-   morphological closing (:func:`paper_brightness`); on coloured paper a pixel's colour distance to the
-   paper's colour counts too;
+   morphological closing: over small discs at full resolution, which follows a hard shadow's edge
+   (:func:`near_paper_brightness`), and, inside strokes too wide for those (a marker's), over wide discs
+   (:func:`paper_brightness`); on coloured paper a pixel's colour distance to the paper's colour counts too;
 6. threshold (:func:`binarize`): Otsu, never below a minimum contrast nor within the paper's noise;
 7. printed structure removed: ruled and squared lines across the page (:func:`remove_ruled_lines`) and the
    rectangles of form boxes (:func:`find_form_boxes`), repairing the handwritten strokes that crossed them.
@@ -35,8 +36,10 @@ MAX_PIXELS = 40_000_000  # refuse (or, for JPEG, decode at reduced size) anythin
 WORK_MAX_SIDE = 1200  # photos are analysed at most this large...
 WORK_MIN_SIDE = 400  # ...and small images are upscaled to at least this
 MIN_INK_CONTRAST = 0.12  # ink must be at least 12% darker (or lighter) than its background
+HYSTERESIS = 0.6  # faint pixels joined to ink count down to this fraction of the ink threshold
 NOISE_MARGIN = 5.0  # ...and stand out from the paper's noise by this many standard deviations
-PAPER_KERNEL_FRACTION = 0.35  # the paper's brightness is estimated over windows this fraction of the shorter side
+PAPER_KERNEL_FRACTION = 0.35  # the paper's brightness is estimated over windows this fraction of the shorter side...
+NEAR_PAPER_FRACTION = 0.15  # ...and, to follow hard shadow edges, also over discs this fraction across at full resolution
 DARKEST_PAPER = 24.0  # grey level below which a background is too dark to hold visible dark ink
 MIN_COLOUR_DISTANCE = 12.0  # Lab a*b* distance from the paper's colour under which a colour difference is noise
 PAGE_MIN_AREA = 0.08  # a page (a sticky note) covers at least this fraction of the photo...
@@ -239,14 +242,20 @@ def detect_polarity(gray: np.ndarray) -> str:
     if gray.ndim != 2 or gray.size == 0:
         raise ValueError(f"expected a non-empty 2-D grayscale image, got shape {gray.shape}")
     small, _ = resize_longer_side(gray.astype(np.uint8), 160)
-    window = _odd(0.6 * min(small.shape), minimum=5)
-    padded = cv2.copyMakeBorder(small, window, window, window, window, cv2.BORDER_REFLECT)
-    background = cv2.medianBlur(padded, window)[window:-window, window:-window]
-    deviation = small.astype(np.float32) - background.astype(np.float32)
+    deviations = []
+    for fraction in (0.6, 0.15):
+        window = _odd(fraction * min(small.shape), minimum=5)
+        padded = cv2.copyMakeBorder(small, window, window, window, window, cv2.BORDER_REFLECT)
+        background = cv2.medianBlur(padded, window)[window:-window, window:-window]
+        deviations.append(small.astype(np.float32) - background.astype(np.float32))
+    deviation = deviations[0]
     noise = 1.4826 * float(np.median(np.abs(deviation - np.median(deviation))))
     margin = max(3.0 * noise, 8.0)
-    darker = float(np.clip(-deviation - margin, 0, None).sum())
-    lighter = float(np.clip(deviation - margin, 0, None).sum())
+    # A hard shadow's edge leaves a band on each side where the wide window's median is the other side's
+    # brightness (a lighter band on the lit side): a pixel counts only when the narrow window, which follows
+    # the edge closely, agrees (a marker's stroke centre, too wide for the narrow window, is not needed).
+    darker = float(np.clip(np.minimum(-deviation, -deviations[1]) - margin, 0, None).sum())
+    lighter = float(np.clip(np.minimum(deviation, deviations[1]) - margin, 0, None).sum())
     # The background's brightness is the prior: paper is light, boards are dark. The other polarity
     # must be clearly stronger to win (a blank page keeps its natural reading).
     if np.median(small) >= 128:
@@ -276,11 +285,54 @@ def paper_brightness(image: np.ndarray) -> np.ndarray:
     return np.maximum(paper, image.astype(np.float32))
 
 
-def ink_contrast(gray: np.ndarray, polarity: str, colour: np.ndarray | None = None) -> np.ndarray:
+def near_paper_brightness(image: np.ndarray) -> np.ndarray:
+    """The paper's brightness near each pixel (float32, the image's size): a closing at full resolution over
+    discs :data:`NEAR_PAPER_FRACTION` of the shorter side.
+
+    A closing leaves a straight step unchanged, so this follows a hard shadow's edge to the pixel, where the
+    wide, smoothed, low-resolution estimate (:func:`paper_brightness`) spills the lit side's brightness over
+    the edge as a false line of ink. It erases only strokes narrower than its disc: the middle of a stroke
+    wider than that is left to :func:`enclosed_by_ink`.
+    """
+    import cv2
+
+    size = _odd(NEAR_PAPER_FRACTION * min(image.shape[:2]), minimum=5)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    padded = cv2.copyMakeBorder(image, size, size, size, size, cv2.BORDER_REPLICATE)
+    return cv2.morphologyEx(padded, cv2.MORPH_CLOSE, kernel)[size:-size, size:-size].astype(np.float32)
+
+
+def enclosed_by_ink(near: np.ndarray, wide: np.ndarray, min_enclosed: float = 0.25) -> np.ndarray:
+    """Where the wide paper estimate's ink (``wide``, a mask) is to be trusted though the near one's (``near``, a
+    mask) is not: the regions that only ``wide`` calls ink and that are mostly enclosed by ``near``'s ink (at least
+    ``min_enclosed`` of their outline): the middles of strokes wider than the near estimate's disc. The band
+    of false ink the wide estimate sees along a shadow's edge borders on paper, not ink, so it stays out.
+    Boolean, the masks' shape."""
+    import cv2
+
+    disputed = ((wide > 0) & (near == 0)).astype(np.uint8)
+    count, labels = cv2.connectedComponents(disputed, connectivity=8)
+    if count <= 1:
+        return np.zeros(near.shape, bool)
+    neighbour = cv2.dilate(labels.astype(np.float32), np.ones((3, 3), np.uint8))
+    outline = (disputed == 0) & (neighbour > 0)
+    owners = neighbour[outline].astype(np.int64)
+    inked = np.bincount(owners, weights=(near[outline] > 0).astype(np.float64), minlength=count)
+    total = np.bincount(owners, minlength=count)
+    enclosed = inked >= min_enclosed * np.maximum(total, 1)
+    enclosed[0] = False
+    return enclosed[labels] & (disputed > 0)
+
+
+def ink_contrast(gray: np.ndarray, polarity: str, colour: np.ndarray | None = None,
+                 min_contrast: float = MIN_INK_CONTRAST) -> np.ndarray:
     """Ink strength in [0, 1], white ink on black: the relative contrast to the local paper.
 
     The image is made dark-ink-on-light first (inverted for ``light-on-dark``); dividing by the paper's
-    brightness (:func:`paper_brightness`) evens out shadows and lighting gradients. With ``colour`` (the
+    brightness evens out shadows and lighting gradients. The paper is estimated twice: near each pixel
+    (:func:`near_paper_brightness`, which follows a hard shadow's edge) and over wide windows
+    (:func:`paper_brightness`, which sees through a marker's wide strokes); the near one is used except inside
+    strokes too wide for it (:func:`enclosed_by_ink`). With ``colour`` (the
     same image in RGB), a pixel that is darker than the paper and of another colour than the paper around it
     (red ink on a yellow note) is ink by its Lab colour distance too.
     """
@@ -294,7 +346,11 @@ def ink_contrast(gray: np.ndarray, polarity: str, colour: np.ndarray | None = No
     # inverted board) dividing would amplify noise into false ink, so the divisor has a floor; and on
     # a black image nothing is ink.
     floor = max(DARKEST_PAPER, 0.4 * float(np.median(paper)))
-    contrast = np.clip((paper - image.astype(np.float32)) / np.maximum(paper, floor), 0.0, 1.0)
+    pixels = image.astype(np.float32)
+    wide = np.clip((paper - pixels) / np.maximum(paper, floor), 0.0, 1.0)
+    near_paper = np.maximum(np.minimum(near_paper_brightness(image), paper), pixels)
+    near = np.clip((near_paper - pixels) / np.maximum(near_paper, floor), 0.0, 1.0)
+    contrast = np.where(enclosed_by_ink(binarize(near, min_contrast), binarize(wide, min_contrast)), wide, near)
     if colour is not None and polarity == DARK_ON_LIGHT:
         contrast = np.maximum(contrast, np.where(contrast > 0.05, colour_contrast(colour), 0.0))
     return contrast
@@ -322,7 +378,8 @@ def colour_contrast(rgb: np.ndarray) -> np.ndarray:
 
 
 def binarize(contrast: np.ndarray, min_contrast: float = MIN_INK_CONTRAST) -> np.ndarray:
-    """Ink mask (uint8 0/255): denoise, then Otsu's threshold, never below ``min_contrast``."""
+    """Ink mask (uint8 0/255): denoise, then Otsu's threshold, never below ``min_contrast``; fainter pixels
+    (down to :data:`HYSTERESIS` of the threshold, above the paper's noise) joined to ink are ink too."""
     import cv2
 
     if not 0 < min_contrast < 1:
@@ -330,8 +387,16 @@ def binarize(contrast: np.ndarray, min_contrast: float = MIN_INK_CONTRAST) -> np
     smooth = cv2.GaussianBlur(contrast.astype(np.float32), (0, 0), 1.0)
     levels = np.clip(smooth * 255.0, 0, 255).astype(np.uint8)
     otsu, _ = cv2.threshold(levels, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    threshold = max(float(otsu), min_contrast * 255.0, 255.0 * _paper_ceiling(smooth))
-    return np.where(levels > threshold, 255, 0).astype(np.uint8)
+    ceiling = 255.0 * _paper_ceiling(smooth)
+    threshold = max(float(otsu), min_contrast * 255.0, ceiling)
+    # Hysteresis: fainter ink (a pencil stroke fading into a shadow, a stroke's thin joint) counts when it is
+    # joined to clear ink and still stands out from the paper's noise.
+    faint = (levels > max(HYSTERESIS * threshold, ceiling)).astype(np.uint8)
+    count, labels = cv2.connectedComponents(faint, connectivity=8)
+    joined = np.zeros(count, bool)
+    joined[np.unique(labels[levels > threshold])] = True
+    joined[0] = False
+    return np.where(joined[labels], 255, 0).astype(np.uint8)
 
 
 def _paper_ceiling(contrast: np.ndarray, margin: float = NOISE_MARGIN) -> float:

@@ -469,7 +469,7 @@ def segment_image(image: np.ndarray, classify=None, debug: bool = False, polarit
         to_original = to_original @ page_to_work @ np.diag([1 / page_scale, 1 / page_scale, 1.0])
     gray = to_gray(work)
     polarity = polarity or detect_polarity(gray)
-    contrast = ink_contrast(gray, polarity, colour=work if work.ndim == 3 else None)
+    contrast = ink_contrast(gray, polarity, colour=work if work.ndim == 3 else None, min_contrast=min_contrast)
     empty = np.zeros((0, MNIST_SIZE, MNIST_SIZE), np.uint8)
     if float(contrast.max()) < min_contrast:
         return Segmentation(empty, (), polarity, "no ink found: the image is blank or has too little contrast", original_shape,
