@@ -517,8 +517,9 @@ def marks_in_boxes(mask: np.ndarray, boxes: tuple) -> tuple[np.ndarray, list]:
     count, labels, stats, centroids = cv2.connectedComponentsWithStats((mask > 0).astype(np.uint8), connectivity=8)
     marks = []
     for x, y, width, height in boxes:
+        reach = 0.25 * height  # a stroke crossing the box's top or bottom line is cut off there, a little outside
         inside = [label for label in range(1, count)
-                  if x <= centroids[label][0] < x + width and y <= centroids[label][1] < y + height
+                  if x <= centroids[label][0] < x + width and y - reach <= centroids[label][1] < y + height + reach
                   and stats[label][cv2.CC_STAT_AREA] >= max(12, 0.002 * width * height)]
         if not inside:
             continue
