@@ -161,3 +161,73 @@ def test_out_pointing_at_a_file_is_a_one_line_error(tmp_path):
     with pytest.raises(UserError, match="not a folder"):
         check_out_dir(existing)
     assert check_out_dir(tmp_path / "new") == tmp_path / "new"
+
+
+# ---------------------------------------------------------------- hard shadows (second round)
+def shadowed_page(text="7", depth=0.5, shape=(480, 640), edge_x=300, pen=6, ink_strength=0.5):
+    """A gray photo: a thin, faint digit on paper, the left part of the page (up to ``edge_x``, tilted a little) in
+    a hard-edged shadow that runs across the whole page; and the shadow's edge column per row."""
+    height, width = shape
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    edge = edge_x + 0.15 * (ys - height / 2)
+    shade = 1.0 - depth / (1.0 + np.exp(np.clip((xs - edge) / 1.5, -50, 50)))  # dark left of the edge, a soft step
+    coverage = glyph_mask(shape, text, (edge_x - 70, 360), 240, pen)
+    page = paper(*shape, gradient=0.2) * shade * (1 - ink_strength * coverage)
+    return to_uint8(page), edge[:, 0]
+
+
+@pytest.mark.parametrize("depth", [0.45, 0.6])
+def test_a_hard_shadow_edge_is_not_ink(depth):
+    from digit_recognizer.photos.preprocess import binarize, detect_polarity, ink_contrast
+
+    photo, edge = shadowed_page(depth=depth, pen=4, ink_strength=0.35)  # a faint pencil digit
+    assert detect_polarity(photo) == "dark-on-light"
+    mask = binarize(ink_contrast(photo, "dark-on-light"))
+    rows = np.arange(photo.shape[0])
+    away = (rows < 60) | (rows > 420)  # rows the digit does not reach
+    band = np.abs(np.arange(photo.shape[1])[None, :] - edge[:, None]) <= 12
+    assert mask[away][band[away]].sum() == 0, "the shadow's edge became ink"
+    digit = glyph_mask(photo.shape, "7", (230, 360), 240, 4) > 0.5
+    assert (mask > 0)[digit].mean() > 0.8, "the digit's strokes, lit and shadowed, are ink"
+    segmentation = segment_image(photo)
+    assert len(segmentation) == 1
+
+
+def test_a_page_mostly_in_shadow_is_still_dark_ink_on_light_paper():
+    from digit_recognizer.photos.preprocess import detect_polarity
+
+    photo, _ = shadowed_page(text="4", depth=0.55, edge_x=470)  # three quarters of the page shadowed
+    assert detect_polarity(photo) == "dark-on-light"
+
+
+def test_a_marker_stroke_wider_than_the_near_paper_disc_is_ink_all_across():
+    from digit_recognizer.photos.preprocess import NEAR_PAPER_FRACTION, binarize, ink_contrast
+
+    shape = (400, 480)
+    coverage = np.zeros(shape, np.float32)
+    wide = int(1.5 * NEAR_PAPER_FRACTION * shape[0])
+    cv2.line(coverage, (240, 60), (240, 340), 1.0, wide)
+    mask = binarize(ink_contrast(to_uint8(paper(*shape) * (1 - 0.8 * coverage)), "dark-on-light"))
+    assert (mask[100:300, 240 - wide // 2 + 4:240 + wide // 2 - 4] > 0).mean() > 0.97
+
+
+def test_close_double_sides_of_neighbouring_boxes_are_a_frame():
+    # Separate boxes 4 pixels apart, blurred: their facing sides merge into one thick vertical bar.
+    photo, (left, top) = form_photo("4051", gap=4)
+    photo = cv2.GaussianBlur(photo, (0, 0), 1.6)
+    segmentation = segment_image(photo)
+    assert len(segmentation) == 4
+    for index, (x, y, w, h) in enumerate(segmentation.boxes):
+        assert left + index * 84 <= x + w / 2 <= left + index * 84 + 80
+
+
+def test_a_stroke_lying_along_a_box_line_is_kept():
+    mask = np.zeros((200, 300), np.uint8)
+    cv2.line(mask, (0, 50), (299, 50), 255, 3)  # the box's top line
+    cv2.line(mask, (120, 53), (200, 53), 255, 5)  # a digit's top bar lying on it
+    cv2.line(mask, (200, 53), (140, 170), 255, 5)  # the rest of the 7
+    lines = np.zeros_like(mask)
+    lines[48:53, :] = 255
+    cleaned = remove_lines(mask, lines)
+    assert cleaned[48:56, 130:195].any(axis=0).all(), "the 7's bar stays"
+    assert not cleaned[48:53, :100].any(), "the line itself is gone"

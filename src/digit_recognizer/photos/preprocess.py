@@ -9,8 +9,9 @@ white on black, which :mod:`.segment` cuts into digits:
    quadrilateral; it is perspective-corrected to a rectangle and read alone;
 4. polarity (:func:`detect_polarity`): dark ink on paper or light ink on a dark board;
 5. ink (:func:`ink_contrast`): each pixel's darkness relative to the local paper, whose brightness is a
-   morphological closing (:func:`paper_brightness`); on coloured paper a pixel's colour distance to the
-   paper's colour counts too;
+   morphological closing: over small discs at full resolution, which follows a hard shadow's edge
+   (:func:`near_paper_brightness`), and, inside strokes too wide for those (a marker's), over wide discs
+   (:func:`paper_brightness`); on coloured paper a pixel's colour distance to the paper's colour counts too;
 6. threshold (:func:`binarize`): Otsu, never below a minimum contrast nor within the paper's noise;
 7. printed structure removed: ruled and squared lines across the page (:func:`remove_ruled_lines`) and the
    rectangles of form boxes (:func:`find_form_boxes`), repairing the handwritten strokes that crossed them.
@@ -35,8 +36,10 @@ MAX_PIXELS = 40_000_000  # refuse (or, for JPEG, decode at reduced size) anythin
 WORK_MAX_SIDE = 1200  # photos are analysed at most this large...
 WORK_MIN_SIDE = 400  # ...and small images are upscaled to at least this
 MIN_INK_CONTRAST = 0.12  # ink must be at least 12% darker (or lighter) than its background
+HYSTERESIS = 0.6  # faint pixels joined to ink count down to this fraction of the ink threshold
 NOISE_MARGIN = 5.0  # ...and stand out from the paper's noise by this many standard deviations
-PAPER_KERNEL_FRACTION = 0.35  # the paper's brightness is estimated over windows this fraction of the shorter side
+PAPER_KERNEL_FRACTION = 0.35  # the paper's brightness is estimated over windows this fraction of the shorter side...
+NEAR_PAPER_FRACTION = 0.15  # ...and, to follow hard shadow edges, also over discs this fraction across at full resolution
 DARKEST_PAPER = 24.0  # grey level below which a background is too dark to hold visible dark ink
 MIN_COLOUR_DISTANCE = 12.0  # Lab a*b* distance from the paper's colour under which a colour difference is noise
 PAGE_MIN_AREA = 0.08  # a page (a sticky note) covers at least this fraction of the photo...
@@ -239,19 +242,29 @@ def detect_polarity(gray: np.ndarray) -> str:
     if gray.ndim != 2 or gray.size == 0:
         raise ValueError(f"expected a non-empty 2-D grayscale image, got shape {gray.shape}")
     small, _ = resize_longer_side(gray.astype(np.uint8), 160)
-    window = _odd(0.6 * min(small.shape), minimum=5)
-    padded = cv2.copyMakeBorder(small, window, window, window, window, cv2.BORDER_REFLECT)
-    background = cv2.medianBlur(padded, window)[window:-window, window:-window]
-    deviation = small.astype(np.float32) - background.astype(np.float32)
+    backgrounds = []
+    for fraction in (0.6, 0.15):
+        window = _odd(fraction * min(small.shape), minimum=5)
+        padded = cv2.copyMakeBorder(small, window, window, window, window, cv2.BORDER_REFLECT)
+        backgrounds.append(cv2.medianBlur(padded, window)[window:-window, window:-window].astype(np.float32))
+    deviation = small.astype(np.float32) - backgrounds[0]
     noise = 1.4826 * float(np.median(np.abs(deviation - np.median(deviation))))
     margin = max(3.0 * noise, 8.0)
     darker = float(np.clip(-deviation - margin, 0, None).sum())
     lighter = float(np.clip(deviation - margin, 0, None).sum())
-    # The background's brightness is the prior: paper is light, boards are dark. The other polarity
-    # must be clearly stronger to win (a blank page keeps its natural reading).
-    if np.median(small) >= 128:
-        return LIGHT_ON_DARK if lighter > 2.0 * darker else DARK_ON_LIGHT
-    return DARK_ON_LIGHT if darker > 2.0 * lighter else LIGHT_ON_DARK
+    # A hard shadow's edge leaves a band on each side where the wide window's median is the other side's
+    # brightness (a lighter band on the lit side). A narrow window follows the edge: where it also sees
+    # clearly more dark ink than light, the ink is dark (its strokes are narrower than its window).
+    narrow = small.astype(np.float32) - backgrounds[1]
+    narrow_darker = float(np.clip(np.minimum(-deviation, -narrow) - margin, 0, None).sum())
+    narrow_lighter = float(np.clip(np.minimum(deviation, narrow) - margin, 0, None).sum())
+    clearly_dark = narrow_darker > 2.0 * narrow_lighter
+    # The background's brightness is the prior: paper is light, boards are dark. The other polarity must be
+    # clearly stronger to win (a blank page keeps its natural reading). The background is the brightest part
+    # of the wide median (a page half in shadow is still light paper; chalk is too thin to be background).
+    if np.percentile(backgrounds[0], 90) >= 128:
+        return LIGHT_ON_DARK if lighter > 2.0 * darker and not clearly_dark else DARK_ON_LIGHT
+    return DARK_ON_LIGHT if darker > 2.0 * lighter or clearly_dark else LIGHT_ON_DARK
 
 
 def paper_brightness(image: np.ndarray) -> np.ndarray:
@@ -276,11 +289,60 @@ def paper_brightness(image: np.ndarray) -> np.ndarray:
     return np.maximum(paper, image.astype(np.float32))
 
 
-def ink_contrast(gray: np.ndarray, polarity: str, colour: np.ndarray | None = None) -> np.ndarray:
+def near_paper_brightness(image: np.ndarray) -> np.ndarray:
+    """The paper's brightness near each pixel (float32, the image's size): a closing at full resolution over
+    discs :data:`NEAR_PAPER_FRACTION` of the shorter side.
+
+    A closing leaves a straight step unchanged, so this follows a hard shadow's edge to the pixel, where the
+    wide, smoothed, low-resolution estimate (:func:`paper_brightness`) spills the lit side's brightness over
+    the edge as a false line of ink. It erases only strokes narrower than its disc: the middle of a stroke
+    wider than that is left to :func:`enclosed_by_ink`.
+    """
+    import cv2
+
+    size = _odd(NEAR_PAPER_FRACTION * min(image.shape[:2]), minimum=5)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    padded = cv2.copyMakeBorder(image, size, size, size, size, cv2.BORDER_REPLICATE)
+    return cv2.morphologyEx(padded, cv2.MORPH_CLOSE, kernel)[size:-size, size:-size].astype(np.float32)
+
+
+def enclosed_by_ink(near: np.ndarray, wide: np.ndarray, image: np.ndarray, min_enclosed: float = 0.75,
+                    min_contrast: float = MIN_INK_CONTRAST) -> np.ndarray:
+    """Where the wide paper estimate's ink (``wide``, a mask) is to be trusted though the near one's (``near``, a
+    mask) is not: regions only ``wide`` calls ink whose outline is, for at least ``min_enclosed`` of its
+    length, ``near``'s ink or paper clearly brighter than the region (``image``, dark ink on light): the
+    middles of strokes wider than the near estimate's disc, which are dark all across. The band of false
+    ink the wide estimate sees along a shadow's edge is as dark as the shadow beyond it, so it stays out.
+    Boolean, the masks' shape."""
+    import cv2
+
+    disputed = ((wide > 0) & (near == 0)).astype(np.uint8)
+    count, labels = cv2.connectedComponents(disputed, connectivity=8)
+    if count <= 1:
+        return np.zeros(near.shape, bool)
+    pixels = image.astype(np.float64)
+    inside = disputed > 0
+    darkness = np.bincount(labels[inside], weights=pixels[inside], minlength=count) / np.maximum(
+        np.bincount(labels[inside], minlength=count), 1)
+    neighbour = cv2.dilate(labels.astype(np.float32), np.ones((3, 3), np.uint8))
+    outline = ~inside & (neighbour > 0)
+    owners = neighbour[outline].astype(np.int64)
+    bounded = (near[outline] > 0) | (pixels[outline] > (1 + min_contrast) * darkness[owners])
+    enclosed = np.bincount(owners, weights=bounded.astype(np.float64), minlength=count) >= min_enclosed * np.maximum(
+        np.bincount(owners, minlength=count), 1)
+    enclosed[0] = False
+    return enclosed[labels] & inside
+
+
+def ink_contrast(gray: np.ndarray, polarity: str, colour: np.ndarray | None = None,
+                 min_contrast: float = MIN_INK_CONTRAST) -> np.ndarray:
     """Ink strength in [0, 1], white ink on black: the relative contrast to the local paper.
 
     The image is made dark-ink-on-light first (inverted for ``light-on-dark``); dividing by the paper's
-    brightness (:func:`paper_brightness`) evens out shadows and lighting gradients. With ``colour`` (the
+    brightness evens out shadows and lighting gradients. The paper is estimated twice: near each pixel
+    (:func:`near_paper_brightness`, which follows a hard shadow's edge) and over wide windows
+    (:func:`paper_brightness`, which sees through a marker's wide strokes); the near one is used except inside
+    strokes too wide for it (:func:`enclosed_by_ink`). With ``colour`` (the
     same image in RGB), a pixel that is darker than the paper and of another colour than the paper around it
     (red ink on a yellow note) is ink by its Lab colour distance too.
     """
@@ -294,7 +356,15 @@ def ink_contrast(gray: np.ndarray, polarity: str, colour: np.ndarray | None = No
     # inverted board) dividing would amplify noise into false ink, so the divisor has a floor; and on
     # a black image nothing is ink.
     floor = max(DARKEST_PAPER, 0.4 * float(np.median(paper)))
-    contrast = np.clip((paper - image.astype(np.float32)) / np.maximum(paper, floor), 0.0, 1.0)
+    pixels = image.astype(np.float32)
+    wide = np.clip((paper - pixels) / np.maximum(paper, floor), 0.0, 1.0)
+    near_paper = np.maximum(np.minimum(near_paper_brightness(image), paper), pixels)
+    near = np.clip((near_paper - pixels) / np.maximum(near_paper, floor), 0.0, 1.0)
+    near_ink, wide_ink = binarize(near, min_contrast), binarize(wide, min_contrast)
+    # The wide estimate's (stronger) contrast wherever its ink is confirmed: by the near estimate, or, in a
+    # stroke too wide for the near one, by the ink around it.
+    confirmed = (wide_ink > 0) & ((near_ink > 0) | enclosed_by_ink(near_ink, wide_ink, image, min_contrast=min_contrast))
+    contrast = np.where(confirmed, wide, near)
     if colour is not None and polarity == DARK_ON_LIGHT:
         contrast = np.maximum(contrast, np.where(contrast > 0.05, colour_contrast(colour), 0.0))
     return contrast
@@ -322,7 +392,8 @@ def colour_contrast(rgb: np.ndarray) -> np.ndarray:
 
 
 def binarize(contrast: np.ndarray, min_contrast: float = MIN_INK_CONTRAST) -> np.ndarray:
-    """Ink mask (uint8 0/255): denoise, then Otsu's threshold, never below ``min_contrast``."""
+    """Ink mask (uint8 0/255): denoise, then Otsu's threshold, never below ``min_contrast``; fainter pixels
+    (down to :data:`HYSTERESIS` of the threshold, above the paper's noise) joined to ink are ink too."""
     import cv2
 
     if not 0 < min_contrast < 1:
@@ -330,8 +401,16 @@ def binarize(contrast: np.ndarray, min_contrast: float = MIN_INK_CONTRAST) -> np
     smooth = cv2.GaussianBlur(contrast.astype(np.float32), (0, 0), 1.0)
     levels = np.clip(smooth * 255.0, 0, 255).astype(np.uint8)
     otsu, _ = cv2.threshold(levels, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    threshold = max(float(otsu), min_contrast * 255.0, 255.0 * _paper_ceiling(smooth))
-    return np.where(levels > threshold, 255, 0).astype(np.uint8)
+    ceiling = 255.0 * _paper_ceiling(smooth)
+    threshold = max(float(otsu), min_contrast * 255.0, ceiling)
+    # Hysteresis: fainter ink (a pencil stroke fading into a shadow, a stroke's thin joint) counts when it is
+    # joined to clear ink and still stands out from the paper's noise.
+    faint = (levels > max(HYSTERESIS * threshold, ceiling)).astype(np.uint8)
+    count, labels = cv2.connectedComponents(faint, connectivity=8)
+    joined = np.zeros(count, bool)
+    joined[np.unique(labels[levels > threshold])] = True
+    joined[0] = False
+    return np.where(joined[labels], 255, 0).astype(np.uint8)
 
 
 def _paper_ceiling(contrast: np.ndarray, margin: float = NOISE_MARGIN) -> float:
@@ -386,6 +465,9 @@ def remove_ruled_lines(mask: np.ndarray) -> np.ndarray:
         thickness = _line_thickness(lines, horizontal)
         if thickness > max(6, 0.03 * (height if horizontal else width)):
             continue  # a thick band (a shadow's edge, a table) is judged later, as a shape
+        # The line's faint edges (kept by the hysteresis, but not straight enough to survive the opening) go too.
+        edges = cv2.dilate(lines, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 3) if horizontal else (3, 1)))
+        lines = cv2.bitwise_and(edges, cleaned)
         remaining = cv2.subtract(cleaned, lines)
         count, _, stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
         start, size = (cv2.CC_STAT_LEFT, cv2.CC_STAT_WIDTH) if horizontal else (cv2.CC_STAT_TOP, cv2.CC_STAT_HEIGHT)
@@ -528,7 +610,7 @@ def find_form_boxes(mask: np.ndarray, min_boxes: int = 2) -> FormBoxes:
     horizontal = cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
     count, _, stats, _ = cv2.connectedComponentsWithStats(horizontal, connectivity=8)
     segments = [tuple(int(value) for value in stats[label][:4]) for label in range(1, count)
-                if stats[label][3] <= thin + 2 and stats[label][2] >= length]
+                if stats[label][4] <= (thin + 2) * stats[label][2] and stats[label][2] >= length]  # thin on average (a slight tilt makes the box taller)
     lines = np.zeros_like(binary)
     boxes = []
     for top in segments:
@@ -557,7 +639,8 @@ def _box_row(binary: np.ndarray, top: tuple, bottom: tuple, thin: int, min_span:
     x0, x1 = max(top[0], bottom[0]), min(top[0] + top[2], bottom[0] + bottom[2])
     upper, lower = top[1], bottom[1] + bottom[3]
     span = bottom[1] - (top[1] + top[3])
-    if span < min_span or x1 - x0 < 0.6 * min(top[2], bottom[2]) or x1 - x0 < 0.8 * span:
+    if (span < min_span or x1 - x0 < 0.6 * min(top[2], bottom[2]) or x1 - x0 < 0.8 * span
+            or min(top[2], bottom[2]) < 0.6 * max(top[2], bottom[2])):  # a frame's lines are alike; a stroke is not
         return None
     inner = binary[top[1] + top[3]:bottom[1], x0:x1] > 0
     coverage = inner.mean(axis=0)
@@ -565,7 +648,8 @@ def _box_row(binary: np.ndarray, top: tuple, bottom: tuple, thin: int, min_span:
     if columns.size == 0:
         return None
     runs = np.split(columns, np.flatnonzero(np.diff(columns) > 1) + 1)
-    verticals = [(int(run[0]) + x0, int(run[-1]) + x0) for run in runs if run[-1] - run[0] + 1 <= thin + 2]
+    # a vertical line, or two close together (the sides of neighbouring boxes a few pixels apart)
+    verticals = [(int(run[0]) + x0, int(run[-1]) + x0) for run in runs if run[-1] - run[0] + 1 <= 2 * (thin + 2)]
     boxes = []
     for (left_start, left_end), (right_start, _) in zip(verticals, verticals[1:]):
         if right_start - left_end >= 0.5 * span:
@@ -592,4 +676,13 @@ def remove_lines(mask: np.ndarray, lines: np.ndarray) -> np.ndarray:
     for across in ((1, 9), (9, 1)):
         closed = cv2.morphologyEx(remaining, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, across))
         joined = cv2.bitwise_or(joined, cv2.bitwise_and(closed, lines))
+    # A stroke lying along a line (a digit's top touching its box) makes the ink there clearly thicker than
+    # the line: those pixels are kept (with the line's own under them; a little extra thickness is harmless).
+    horizontal = cv2.morphologyEx(lines, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (25, 1)))
+    thickness = _line_thickness(horizontal, True) if horizontal.any() else 0.0
+    if thickness > 0:
+        size = int(np.ceil(1.6 * thickness)) + 2
+        tall = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, size)))
+        sides = cv2.dilate(cv2.subtract(lines, horizontal), np.ones((1, 5), np.uint8))  # not the boxes' sides
+        joined = cv2.bitwise_or(joined, cv2.bitwise_and(cv2.subtract(tall, sides), horizontal))
     return joined

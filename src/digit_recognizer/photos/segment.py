@@ -338,8 +338,9 @@ MIN_DIGIT_WIDTH = 0.12  # a digit (a thin 1) is at least this fraction of its he
 MAX_DIGIT_WIDTH = 1.3  # ...and at most this
 SPLIT_ASPECT = 1.45  # marks at least this wide for their height may be several touching digits
 SPLIT_COST = 0.3  # every extra piece must raise the log-probability by this much: no splitting a digit on a whim
-WIDE_DIGIT = 0.75  # a piece wider than this fraction of its height is penalised...
-WIDE_PENALTY = 4.0  # ...by this much per unit of aspect beyond it
+DIGIT_ASPECT = 0.62  # a handwritten digit's width is about this fraction of its height (a 1's: ONE_ASPECT)...
+ONE_ASPECT = 0.3
+ASPECT_SPREAD = 0.22  # ...give or take this: the log-prior of a piece's width is -((aspect - mean) / spread)^2 / 2
 NARROW_DIGIT = 0.4  # a piece narrower than this fraction of its height is a 1 or a fragment
 
 
@@ -384,7 +385,9 @@ def split_by_recognition(region: np.ndarray, classify) -> list[tuple[int, int]]:
     """Touching digits cut where the model reads them best: the column ranges of the chosen digits.
 
     Each candidate segmentation of the mark (cuts from :func:`candidate_cuts`) is scored as the sum over its
-    pieces of the log of the model's top probability, plus a penalty for a piece wider than a digit; the best
+    pieces of the log of the model's top probability plus a log-prior on the piece's width for its height
+    (a digit is about :data:`DIGIT_ASPECT` of its height wide, a 1 :data:`ONE_ASPECT`): the model is sure of
+    fragments and of two-digit crops alike, their widths tell them from digits. The best
     is found by dynamic programming over the cuts. One whole digit (a wide 0) keeps its single piece when
     the model is surer of it whole than of its halves.
     """
@@ -409,8 +412,9 @@ def split_by_recognition(region: np.ndarray, classify) -> list[tuple[int, int]]:
     scores = {}
     for (i, j), probability in zip(spans, probabilities):
         aspect = (cuts[j] - cuts[i]) / height
-        penalty = SPLIT_COST + max(0.0, aspect - WIDE_DIGIT) * WIDE_PENALTY
-        if aspect < NARROW_DIGIT and int(probability.argmax()) != 1:
+        one = int(probability.argmax()) == 1 and aspect < NARROW_DIGIT
+        penalty = SPLIT_COST + 0.5 * ((aspect - (ONE_ASPECT if one else DIGIT_ASPECT)) / ASPECT_SPREAD) ** 2
+        if aspect < NARROW_DIGIT and not one:
             penalty += 2.0
         scores[(i, j)] = float(np.log(max(float(probability.max()), 1e-6))) - penalty
     best = [0.0] + [-np.inf] * (len(cuts) - 1)
@@ -469,7 +473,7 @@ def segment_image(image: np.ndarray, classify=None, debug: bool = False, polarit
         to_original = to_original @ page_to_work @ np.diag([1 / page_scale, 1 / page_scale, 1.0])
     gray = to_gray(work)
     polarity = polarity or detect_polarity(gray)
-    contrast = ink_contrast(gray, polarity, colour=work if work.ndim == 3 else None)
+    contrast = ink_contrast(gray, polarity, colour=work if work.ndim == 3 else None, min_contrast=min_contrast)
     empty = np.zeros((0, MNIST_SIZE, MNIST_SIZE), np.uint8)
     if float(contrast.max()) < min_contrast:
         return Segmentation(empty, (), polarity, "no ink found: the image is blank or has too little contrast", original_shape,
@@ -517,8 +521,9 @@ def marks_in_boxes(mask: np.ndarray, boxes: tuple) -> tuple[np.ndarray, list]:
     count, labels, stats, centroids = cv2.connectedComponentsWithStats((mask > 0).astype(np.uint8), connectivity=8)
     marks = []
     for x, y, width, height in boxes:
+        reach = 0.25 * height  # a stroke crossing the box's top or bottom line is cut off there, a little outside
         inside = [label for label in range(1, count)
-                  if x <= centroids[label][0] < x + width and y <= centroids[label][1] < y + height
+                  if x <= centroids[label][0] < x + width and y - reach <= centroids[label][1] < y + height + reach
                   and stats[label][cv2.CC_STAT_AREA] >= max(12, 0.002 * width * height)]
         if not inside:
             continue
