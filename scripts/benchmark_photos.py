@@ -63,8 +63,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, required=True, help="project root holding the experiment")
     parser.add_argument("--experiment", required=True, help="the experiment whose models read the photos")
-    parser.add_argument("--digits-root", type=Path, help="root of the holdout experiment the digits come from (default --root)")
-    parser.add_argument("--digits-experiment", help="holdout experiment whose validation rows are drawn (default --experiment)")
+    parser.add_argument(
+        "--digits-root", type=Path, help="root of the holdout experiment the digits come from (default --root)"
+    )
+    parser.add_argument(
+        "--digits-experiment", help="holdout experiment whose validation rows are drawn (default --experiment)"
+    )
     parser.add_argument("--per-condition", type=int, default=40, help="photos per condition (default 40)")
     parser.add_argument("--seed", type=int, default=2026, help="rendering seed (default 2026)")
     parser.add_argument("--conditions", help="comma-separated subset of: " + ", ".join(render.BENCHMARK_CONDITIONS))

@@ -50,7 +50,9 @@ def clear_examples(images: np.ndarray, labels: np.ndarray, digit: int, count: in
     return members[np.argsort(distances)[:count]].astype(np.uint8)
 
 
-def render_digit_ink(digit28: np.ndarray, height: int, stroke_ratio: float = 0.06, threshold: float = 100.0) -> np.ndarray:
+def render_digit_ink(
+    digit28: np.ndarray, height: int, stroke_ratio: float = 0.06, threshold: float = 100.0
+) -> np.ndarray:
     """A 28x28 MNIST digit -> ink coverage in [0, 1], ``height`` pixels tall, drawn with a pen ``stroke_ratio`` x height wide.
 
     The digit is upscaled smoothly and thresholded into a shape, thinned to its
@@ -71,7 +73,9 @@ def render_digit_ink(digit28: np.ndarray, height: int, stroke_ratio: float = 0.0
     return cv2.GaussianBlur((inked > 0).astype(np.float32), (0, 0), 0.8)
 
 
-def render_digit_shape(digit28: np.ndarray, height: int, stroke_ratio: float = 0.1, threshold: float = 110.0) -> np.ndarray:
+def render_digit_shape(
+    digit28: np.ndarray, height: int, stroke_ratio: float = 0.1, threshold: float = 110.0
+) -> np.ndarray:
     """A 28x28 MNIST digit -> ink coverage in [0, 1], ``height`` pixels tall, keeping the writer's own strokes.
 
     The digit is upscaled smoothly and thresholded; its strokes are then thickened (dilation) or thinned
@@ -83,10 +87,21 @@ def render_digit_shape(digit28: np.ndarray, height: int, stroke_ratio: float = 0
     scale = height / digit.shape[0]
     digit = np.pad(digit, 3)
     size = (max(1, round(digit.shape[1] * scale)), max(1, round(digit.shape[0] * scale)))
-    big = cv2.GaussianBlur(cv2.resize(digit.astype(np.float32), size, interpolation=cv2.INTER_CUBIC), (0, 0), scale * 0.5)
+    big = cv2.GaussianBlur(
+        cv2.resize(digit.astype(np.float32), size, interpolation=cv2.INTER_CUBIC), (0, 0), scale * 0.5
+    )
     shape = (big > threshold).astype(np.uint8) * 255
-    width = 2.0 * np.count_nonzero(shape) / max(1.0, sum(cv2.arcLength(contour, True) for contour in
-                                                       cv2.findContours(shape, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)[0]))
+    width = (
+        2.0
+        * np.count_nonzero(shape)
+        / max(
+            1.0,
+            sum(
+                cv2.arcLength(contour, True)
+                for contour in cv2.findContours(shape, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)[0]
+            ),
+        )
+    )
     change = int(round(abs(stroke_ratio * height - width)))
     if change >= 1 and stroke_ratio * height > width:
         shape = cv2.dilate(shape, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (change + 1, change + 1)))
@@ -127,20 +142,25 @@ def thin(binary: np.ndarray) -> np.ndarray:
 def _tight_crop(image: np.ndarray) -> np.ndarray:
     rows = np.flatnonzero((image > 40).any(axis=1))
     cols = np.flatnonzero((image > 40).any(axis=0))
-    return image[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    return image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
 # ---------------------------------------------------------------- paper and camera
-def paper(shape: tuple, rng: np.random.Generator, brightness: float = 225.0, gradient: float = 0.45,
-          tint: tuple = (1.0, 0.98, 0.93)) -> np.ndarray:
+def paper(
+    shape: tuple,
+    rng: np.random.Generator,
+    brightness: float = 225.0,
+    gradient: float = 0.45,
+    tint: tuple = (1.0, 0.98, 0.93),
+) -> np.ndarray:
     """Paper lit unevenly: a directional gradient, a soft vignette and texture; (h, w, 3) float32 BGR."""
     height, width = shape
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     angle = rng.uniform(0, 2 * np.pi)
-    direction = (np.cos(angle) * (xs / width - 0.5) + np.sin(angle) * (ys / height - 0.5))
+    direction = np.cos(angle) * (xs / width - 0.5) + np.sin(angle) * (ys / height - 0.5)
     light = 1.0 - gradient * (direction + 0.5)
     radius = np.hypot(xs / width - rng.uniform(0.3, 0.7), ys / height - rng.uniform(0.3, 0.7))
-    light *= 1.0 - 0.25 * radius ** 2
+    light *= 1.0 - 0.25 * radius**2
     texture = cv2.GaussianBlur(rng.normal(0, 1, (height, width)).astype(np.float32), (0, 0), 3) * 6.0
     gray = brightness * light + texture
     return np.stack([gray * tint[0], gray * tint[1], gray * tint[2]], axis=-1)
@@ -149,8 +169,8 @@ def paper(shape: tuple, rng: np.random.Generator, brightness: float = 225.0, gra
 def put_ink(page: np.ndarray, ink: np.ndarray, top: int, left: int, color=(45, 40, 40), strength: float = 0.92) -> None:
     """Lay ink coverage onto the page in place: multiplicative, so it darkens with the light."""
     height, width = ink.shape
-    region = page[top:top + height, left:left + width]
-    coverage = ink[:region.shape[0], :region.shape[1], None] * strength
+    region = page[top : top + height, left : left + width]
+    coverage = ink[: region.shape[0], : region.shape[1], None] * strength
     reflectance = np.array(color, np.float32) / 235.0
     region[:] = region * (1 - coverage) + region * reflectance * coverage
 
@@ -181,7 +201,9 @@ def number_ink(digits28: list, height: int, stroke_ratio: float, rng: np.random.
     x = 0
     for piece in pieces:
         y = int(rng.uniform(0, canvas.shape[0] - piece.shape[0]))
-        canvas[y:y + piece.shape[0], x:x + piece.shape[1]] = np.maximum(canvas[y:y + piece.shape[0], x:x + piece.shape[1]], piece)
+        canvas[y : y + piece.shape[0], x : x + piece.shape[1]] = np.maximum(
+            canvas[y : y + piece.shape[0], x : x + piece.shape[1]], piece
+        )
         x += piece.shape[1] + gap
     return canvas
 
@@ -190,7 +212,9 @@ def printed_text(shape: tuple, lines: tuple, origin: tuple, scale: float = 0.75,
     """Ink coverage of small printed text lines (OpenCV's Hershey font), the size of the page."""
     coverage = np.zeros(shape, np.uint8)
     for row, text in enumerate(lines):
-        cv2.putText(coverage, text, (origin[0], origin[1] + spacing * row), cv2.FONT_HERSHEY_SIMPLEX, scale, 255, 2, cv2.LINE_AA)
+        cv2.putText(
+            coverage, text, (origin[0], origin[1] + spacing * row), cv2.FONT_HERSHEY_SIMPLEX, scale, 255, 2, cv2.LINE_AA
+        )
     return coverage.astype(np.float32) / 255.0
 
 
@@ -242,8 +266,13 @@ def make_examples(seed: int = 7) -> list[tuple[str, str, np.ndarray]]:
     # A digit with small printed words beside it (a form).
     size = (480, 760)
     page = paper(size, rng, gradient=0.4, tint=(1.0, 1.0, 1.0))
-    put_ink(page, printed_text(size, ("Name: J. Smith", "Date: 12/03", "Class 4B", "Score (out of 10):"), (24, 60)), 0, 0,
-            color=(35, 35, 35))
+    put_ink(
+        page,
+        printed_text(size, ("Name: J. Smith", "Date: 12/03", "Class 4B", "Score (out of 10):"), (24, 60)),
+        0,
+        0,
+        color=(35, 35, 35),
+    )
     ink = render_digit_ink(pick[5][0], 290, 0.06)
     put_ink(page, ink, 150, 400)
     examples.append(("5_beside_printed_words.jpg", "5", camera(page, rng)))
@@ -253,7 +282,7 @@ def make_examples(seed: int = 7) -> list[tuple[str, str, np.ndarray]]:
     board = paper(size, rng, brightness=70, gradient=0.5, tint=(0.85, 1.0, 0.8))
     ink = render_digit_ink(pick[4][0], 300, 0.07)
     top, left = centred(size, ink, rng)
-    region = board[top:top + ink.shape[0], left:left + ink.shape[1]]
+    region = board[top : top + ink.shape[0], left : left + ink.shape[1]]
     region[:] = region * (1 - 0.85 * ink[..., None]) + 215 * 0.85 * ink[..., None]
     examples.append(("4_chalkboard.jpg", "4", camera(board, rng, noise=4.0)))
 
@@ -270,7 +299,9 @@ def make_examples(seed: int = 7) -> list[tuple[str, str, np.ndarray]]:
     clear = DigitPool(np.concatenate([pick[digit] for digit in range(10)]), np.repeat(np.arange(10), 6))
     for condition in (render_sticky_note, render_form_boxes):
         photo = condition(rng, clear)
-        examples.append((f"{photo.expected}_{condition.__name__.removeprefix('render_')}.jpg", photo.expected, photo.image))
+        examples.append(
+            (f"{photo.expected}_{condition.__name__.removeprefix('render_')}.jpg", photo.expected, photo.image)
+        )
     return examples
 
 
@@ -355,8 +386,8 @@ def _row(pieces, gap, rng):
 
 
 def _lay(canvas, piece, top, left):
-    region = canvas[top:top + piece.shape[0], left:left + piece.shape[1]]
-    region[:] = np.maximum(region, piece[:region.shape[0], :region.shape[1]])
+    region = canvas[top : top + piece.shape[0], left : left + piece.shape[1]]
+    region[:] = np.maximum(region, piece[: region.shape[0], : region.shape[1]])
 
 
 def render_form_boxes(rng, pool) -> Photo:
@@ -367,15 +398,26 @@ def render_form_boxes(rng, pool) -> Photo:
     gap = 0 if rng.random() < 0.5 else int(rng.uniform(4, 14))
     size = (int(box * rng.uniform(2.6, 3.4)), int(count * (box + gap) + rng.uniform(260, 420)))
     page = paper(size, rng, gradient=rng.uniform(0.2, 0.45), tint=(1.0, 1.0, 1.0))
-    left, top = int(rng.uniform(200, size[1] - count * (box + gap) - 20)), int((size[0] - box) / 2 + rng.uniform(-10, 10))
+    left, top = (
+        int(rng.uniform(200, size[1] - count * (box + gap) - 20)),
+        int((size[0] - box) / 2 + rng.uniform(-10, 10)),
+    )
     line_colour = [(40, 40, 40), (150, 100, 50), (60, 60, 170), (110, 110, 110)][int(rng.integers(0, 4))]
     thickness = int(rng.integers(1, 4))
     lines = np.zeros(size, np.uint8)
     for index in range(count):
         x = left + index * (box + gap)
         cv2.rectangle(lines, (x, top), (x + box, top + box), 255, thickness, cv2.LINE_AA)
-    cv2.putText(lines, ["Postcode", "Code", "PIN", "Zip"][int(rng.integers(0, 4))], (20, top + box // 2 + 10),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.8, 255, 2, cv2.LINE_AA)
+    cv2.putText(
+        lines,
+        ["Postcode", "Code", "PIN", "Zip"][int(rng.integers(0, 4))],
+        (20, top + box // 2 + 10),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.8,
+        255,
+        2,
+        cv2.LINE_AA,
+    )
     put_ink(page, lines.astype(np.float32) / 255.0, 0, 0, color=line_colour)
     pen = rng.uniform(0.05, 0.08)
     for index, digit in enumerate(digits):
@@ -407,7 +449,9 @@ def render_sticky_note(rng, pool) -> Photo:
     size = (480, 640) if rng.random() < 0.5 else (600, 800)
     image = desk(size, rng)
     side = int(min(size) * rng.uniform(0.55, 0.75))
-    note = np.ones((side, side, 3), np.float32) * np.array(STICKY_COLOURS[int(rng.integers(0, len(STICKY_COLOURS)))], np.float32)
+    note = np.ones((side, side, 3), np.float32) * np.array(
+        STICKY_COLOURS[int(rng.integers(0, len(STICKY_COLOURS)))], np.float32
+    )
     note *= paper((side, side), rng, brightness=225.0, gradient=0.25, tint=(1, 1, 1))[..., :1] / 225.0
     count = int(rng.integers(1, 5))
     expected, digits = pool.number(rng, count)
@@ -448,8 +492,8 @@ def touching_row(pieces, rng) -> np.ndarray:
 
 
 def _touches(canvas, piece, top, left) -> bool:
-    region = canvas[top:top + piece.shape[0], left:left + piece.shape[1]]
-    return bool(((region > 0.5) & (piece[:region.shape[0], :region.shape[1]] > 0.5)).any())
+    region = canvas[top : top + piece.shape[0], left : left + piece.shape[1]]
+    return bool(((region > 0.5) & (piece[: region.shape[0], : region.shape[1]] > 0.5)).any())
 
 
 def render_touching(rng, pool) -> Photo:
@@ -457,7 +501,9 @@ def render_touching(rng, pool) -> Photo:
     count = int(rng.integers(3, 5))
     expected, digits = pool.number(rng, count)
     height = int(rng.uniform(120, 220))
-    pieces = [render_digit_shape(digit, int(height * rng.uniform(0.9, 1.05)), rng.uniform(0.05, 0.09)) for digit in digits]
+    pieces = [
+        render_digit_shape(digit, int(height * rng.uniform(0.9, 1.05)), rng.uniform(0.05, 0.09)) for digit in digits
+    ]
     ink = touching_row(pieces, rng)
     size = (int(ink.shape[0] * rng.uniform(1.8, 2.6)), int(ink.shape[1] * rng.uniform(1.4, 1.9)))
     page = _page_with_ink(size, rng, [(ink, *centred(size, ink, rng, jitter=0.03))], gradient=rng.uniform(0.2, 0.5))
@@ -491,8 +537,14 @@ def render_pencil_shadow(rng, pool) -> Photo:
     height = int(rng.uniform(150, 0.6 * min(size)))
     ink = pencil(render_digit_shape(pool.draw(rng, label), height, rng.uniform(0.025, 0.04)), rng)
     top, left = centred(size, ink, rng)
-    page = _page_with_ink(size, rng, [(ink, top, left)], gradient=rng.uniform(0.1, 0.35), color=(115, 112, 110),
-                          strength=rng.uniform(0.45, 0.7))
+    page = _page_with_ink(
+        size,
+        rng,
+        [(ink, top, left)],
+        gradient=rng.uniform(0.1, 0.35),
+        color=(115, 112, 110),
+        strength=rng.uniform(0.45, 0.7),
+    )
     hard_shadow(page, rng, (top, left, ink.shape[0], ink.shape[1]))
     return Photo(camera(page, rng, blur=rng.uniform(0.7, 1.1)), str(label))
 
@@ -521,7 +573,9 @@ def render_marker(rng, pool) -> Photo:
     """A thick, bleeding marker digit."""
     label = int(rng.integers(0, 10))
     size = (480, 640) if rng.random() < 0.5 else (600, 520)
-    ink = bleed(render_digit_shape(pool.draw(rng, label), int(rng.uniform(180, 0.75 * min(size))), rng.uniform(0.12, 0.18)), rng)
+    ink = bleed(
+        render_digit_shape(pool.draw(rng, label), int(rng.uniform(180, 0.75 * min(size))), rng.uniform(0.12, 0.18)), rng
+    )
     ink = cv2.GaussianBlur(ink, (0, 0), 1.0)
     colour = [(30, 30, 30), (120, 50, 20), (40, 40, 150)][int(rng.integers(0, 3))]
     page = _page_with_ink(size, rng, [(ink, *centred(size, ink, rng))], gradient=rng.uniform(0.2, 0.5), color=colour)
@@ -573,8 +627,14 @@ def render_squared(rng, pool) -> Photo:
         cv2.line(grid, (0, y), (size[1], y), 255, 1, cv2.LINE_AA)
     for x in range(offset, size[1], step):
         cv2.line(grid, (x, 0), (x, size[0]), 255, 1, cv2.LINE_AA)
-    put_ink(page, grid.astype(np.float32) / 255.0, 0, 0, color=[(210, 160, 120), (150, 150, 150), (120, 170, 200)][int(rng.integers(0, 3))],
-            strength=0.8)
+    put_ink(
+        page,
+        grid.astype(np.float32) / 255.0,
+        0,
+        0,
+        color=[(210, 160, 120), (150, 150, 150), (120, 170, 200)][int(rng.integers(0, 3))],
+        strength=0.8,
+    )
     ink = render_digit_shape(pool.draw(rng, label), int(rng.uniform(4, 9) * step), rng.uniform(0.05, 0.08))
     put_ink(page, ink, *centred(size, ink, rng))
     return Photo(camera(page, rng), str(label))
@@ -610,7 +670,9 @@ def render_printed_words(rng, pool) -> Photo:
     chosen = tuple(words[index] for index in rng.choice(len(words), 4, replace=False))
     put_ink(page, printed_text(size, chosen, (20, 50), scale=rng.uniform(0.6, 0.8)), 0, 0, color=(35, 35, 35))
     ink = render_digit_shape(pool.draw(rng, label), int(rng.uniform(200, 300)), rng.uniform(0.05, 0.08))
-    put_ink(page, ink, int(rng.uniform(30, size[0] - ink.shape[0] - 10)), int(rng.uniform(380, size[1] - ink.shape[1] - 10)))
+    put_ink(
+        page, ink, int(rng.uniform(30, size[0] - ink.shape[0] - 10)), int(rng.uniform(380, size[1] - ink.shape[1] - 10))
+    )
     return Photo(camera(page, rng), str(label))
 
 
@@ -632,8 +694,17 @@ BENCHMARK_CONDITIONS = {
 }
 
 
-ISSUE_CONDITIONS = ("form_boxes", "sticky_note", "touching", "pencil_shadow", "tiny_jpeg", "marker", "angle", "exif_rotated",
-                    "squared_paper")
+ISSUE_CONDITIONS = (
+    "form_boxes",
+    "sticky_note",
+    "touching",
+    "pencil_shadow",
+    "tiny_jpeg",
+    "marker",
+    "angle",
+    "exif_rotated",
+    "squared_paper",
+)
 
 
 def stored_pixels(photo: Photo) -> np.ndarray:
@@ -657,8 +728,9 @@ def save_photo(path: Path, photo: Photo) -> Path:
     return path
 
 
-def write_benchmark(out: Path, pool: DigitPool, per_condition: int = 40, seed: int = 2026,
-                    conditions=None) -> list[tuple[str, str, str]]:
+def write_benchmark(
+    out: Path, pool: DigitPool, per_condition: int = 40, seed: int = 2026, conditions=None
+) -> list[tuple[str, str, str]]:
     """Render ``per_condition`` photos of each condition into ``out``; returns (file, expected, condition) rows,
     also written as ``out/labels.csv``. Every condition has its own random stream (adding one changes no other)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -700,7 +772,9 @@ def write_examples(out: Path, seed: int = 7, quality: int = 82) -> list[Path]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "inputs" / "custom", help="folder to write into (default inputs/custom)")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "inputs" / "custom", help="folder to write into (default inputs/custom)"
+    )
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     args = parser.parse_args(argv)
     written = write_examples(args.out, args.seed)

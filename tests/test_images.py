@@ -12,8 +12,18 @@ import numpy as np
 import pytest
 
 from digit_recognizer.photos import segment as images
-from digit_recognizer.photos.segment import (DARK_ON_LIGHT, LIGHT_ON_DARK, ImageReadError, centre_of_mass, collect_image_files,
-                                     detect_polarity, expected_from_name, mnist_crop, read_grayscale, segment_digits)
+from digit_recognizer.photos.segment import (
+    DARK_ON_LIGHT,
+    LIGHT_ON_DARK,
+    ImageReadError,
+    centre_of_mass,
+    collect_image_files,
+    detect_polarity,
+    expected_from_name,
+    mnist_crop,
+    read_grayscale,
+    segment_digits,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,7 +147,7 @@ def test_several_digits_are_read_left_to_right(number):
     assert len(segmentation) == len(number)
     lefts = [box[0] for box in segmentation.boxes]
     assert lefts == sorted(lefts)
-    for index, (x, y, width, height) in enumerate(segmentation.boxes):
+    for index, (x, _y, _width, _height) in enumerate(segmentation.boxes):
         assert 40 + 250 * index - 10 <= x <= 40 + 250 * index + 120
 
 
@@ -159,7 +169,7 @@ def test_broken_strokes_of_one_digit_are_merged():
     coverage = glyph_mask(shape, "5", (140, 400), 320, 22)
     binary = coverage > 0.5
     rows = np.flatnonzero(binary.any(axis=1))
-    binary[rows[0] + 50:rows[0] + 62, :] = False  # a gap below the top bar, as a lifted pen leaves
+    binary[rows[0] + 50 : rows[0] + 62, :] = False  # a gap below the top bar, as a lifted pen leaves
     segmentation = segment_digits(to_uint8(ink(paper(*shape), binary.astype(np.float32))))
     assert len(segmentation) == 1
 
@@ -192,11 +202,14 @@ def test_touching_digits_are_split_but_a_wide_digit_is_not():
     assert len(segment_digits(to_uint8(ink(paper(*shape), wide / 255.0)))) == 1
 
 
-@pytest.mark.parametrize("image", [
-    np.full((300, 400), 230, np.uint8),
-    np.zeros((300, 400), np.uint8),
-    to_uint8(paper(300, 400, gradient=0.7), noise=4.0),
-])
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.full((300, 400), 230, np.uint8),
+        np.zeros((300, 400), np.uint8),
+        to_uint8(paper(300, 400, gradient=0.7), noise=4.0),
+    ],
+)
 def test_an_image_with_no_ink_has_no_digits_and_an_explanation(image):
     segmentation = segment_digits(image)
     assert len(segmentation) == 0 and segmentation.crops.shape == (0, 28, 28)
@@ -223,10 +236,18 @@ def test_shipped_examples_are_labelled_and_segment_into_the_right_number_of_digi
 
 
 # ---------------------------------------------------------------- files
-@pytest.mark.parametrize("name, expected", [
-    ("7_mine.jpg", "7"), ("2026-note.png", "2026"), ("0042.png", "0042"), ("5.bmp", "5"),
-    ("seven.jpg", None), ("7x.png", None), ("IMG_2026.jpg", None),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("7_mine.jpg", "7"),
+        ("2026-note.png", "2026"),
+        ("0042.png", "0042"),
+        ("5.bmp", "5"),
+        ("seven.jpg", None),
+        ("7x.png", None),
+        ("IMG_2026.jpg", None),
+    ],
+)
 def test_expected_label_from_the_file_name(name, expected):
     assert expected_from_name(Path(name)) == expected
 
@@ -268,7 +289,12 @@ def _png_with_header(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_a_huge_image_is_refused_from_its_header_without_decoding(tmp_path):
@@ -292,14 +318,17 @@ def test_over_the_limit_png_is_refused_and_jpeg_is_decoded_smaller(tmp_path):
     assert len(segment_digits(gray)) == 1
 
 
-@pytest.mark.parametrize("make, reason", [
-    (lambda path: path.write_text("not an image at all\n"), "not an image"),
-    (lambda path: path.write_bytes(b""), "empty"),
-    (lambda path: path.write_bytes(cv2.imencode(".png", photo_of("1"))[1].tobytes()[:900]), "truncated"),
-    (lambda path: path.write_bytes(cv2.imencode(".jpg", photo_of("1"))[1].tobytes()[:900]), "truncated"),
-    (lambda path: path.mkdir(), "folder"),
-    (lambda path: None, "not found"),
-])
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda path: path.write_text("not an image at all\n"), "not an image"),
+        (lambda path: path.write_bytes(b""), "empty"),
+        (lambda path: path.write_bytes(cv2.imencode(".png", photo_of("1"))[1].tobytes()[:900]), "truncated"),
+        (lambda path: path.write_bytes(cv2.imencode(".jpg", photo_of("1"))[1].tobytes()[:900]), "truncated"),
+        (lambda path: path.mkdir(), "folder"),
+        (lambda path: None, "not found"),
+    ],
+)
 def test_unreadable_files_raise_a_one_line_reason(tmp_path, make, reason):
     path = tmp_path / "bad.png"
     make(path)

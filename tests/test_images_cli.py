@@ -50,7 +50,16 @@ def test_images_command_writes_predictions_sheet_and_summary(trained_project, ph
     with open(out / "predictions.csv", newline="", encoding="utf-8") as handle:
         header = next(csv.reader(handle))
     assert header[:4] == ["file", "prediction", "confidence", "digits"] and "error" in header
-    assert set(rows) == {"a_seven.png", "3_named.jpg", "number.png", "blank.png", "text.png", "cut.jpg", "empty.webp", "huge.png"}
+    assert set(rows) == {
+        "a_seven.png",
+        "3_named.jpg",
+        "number.png",
+        "blank.png",
+        "text.png",
+        "cut.jpg",
+        "empty.webp",
+        "huge.png",
+    }
     # Readable photos: one digit, a four-digit number with one probability per digit.
     assert len(rows["a_seven.png"]["prediction"]) == 1 and rows["a_seven.png"]["error"] == ""
     assert len(rows["number.png"]["prediction"]) == 4
@@ -88,11 +97,14 @@ def test_images_default_output_folder_and_experiment(trained_project, tmp_path):
     assert row["prediction"] == ("?" if probability < 0.99 else row["digits"][0])
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--experiment", "missing"], "experiment 'missing' not found"),
-    (["--min-confidence", "1.5"], "--min-confidence"),
-    (["--labels", "nowhere.csv"], "labels file not found"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--experiment", "missing"], "experiment 'missing' not found"),
+        (["--min-confidence", "1.5"], "--min-confidence"),
+        (["--labels", "nowhere.csv"], "labels file not found"),
+    ],
+)
 def test_images_user_errors_are_one_line(trained_project, tmp_path, args, message):
     photo = tmp_path / "one.png"
     cv2.imwrite(str(photo), photo_of("1"))
@@ -117,11 +129,15 @@ def test_labels_file_with_a_bad_header_is_a_user_error(trained_project, tmp_path
 
 
 def test_images_help_is_instant_and_imports_no_tensorflow():
-    code = ("import sys; from digit_recognizer.cli import build_parser; parser = build_parser(); "
-            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; "
-            "parser.parse_args(['images', 'x.png'])")
+    code = (
+        "import sys; from digit_recognizer.cli import build_parser; parser = build_parser(); "
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; "
+        "parser.parse_args(['images', 'x.png'])"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
-    result = subprocess.run([sys.executable, "-m", "digit_recognizer", "images", "--help"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "digit_recognizer", "images", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0 and "--min-confidence" in result.stdout and "--labels" in result.stdout
 
 
@@ -139,7 +155,10 @@ def test_run_reads_the_shipped_examples(trained_project, tmp_path, capsys):
     with open(paths.custom_images / "labels.csv", newline="", encoding="utf-8") as handle:
         expected = {row["file"]: row["expected"] for row in csv.DictReader(handle)}
     assert set(rows) == set(expected)
-    assert all(rows[name]["expected"] == expected[name] and len(rows[name]["digits"].split()) == len(expected[name]) for name in expected)
+    assert all(
+        rows[name]["expected"] == expected[name] and len(rows[name]["digits"].split()) == len(expected[name])
+        for name in expected
+    )
     assert (out / "sheet-1.png").is_file()
     assert any(line.startswith("accuracy:") for line in said) and any("sheet" in line for line in said)
 
@@ -154,4 +173,7 @@ def test_run_without_examples_says_so(tmp_path, capsys):
 
 
 def _tensorflow_noise(line: str) -> bool:
-    return any(marker in line for marker in ("oneDNN", "absl::", "cpu_feature_guard", "rebuild TensorFlow", "port.cc", "WARNING: All log"))
+    return any(
+        marker in line
+        for marker in ("oneDNN", "absl::", "cpu_feature_guard", "rebuild TensorFlow", "port.cc", "WARNING: All log")
+    )

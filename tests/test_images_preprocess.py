@@ -8,8 +8,15 @@ import pytest
 
 from digit_recognizer.errors import UserError
 from digit_recognizer.photos.pipeline import check_out_dir
-from digit_recognizer.photos.preprocess import (find_form_boxes, find_page, read_image, rectify, remove_lines,
-                                                skipped_files, ImageReadError)
+from digit_recognizer.photos.preprocess import (
+    ImageReadError,
+    find_form_boxes,
+    find_page,
+    read_image,
+    rectify,
+    remove_lines,
+    skipped_files,
+)
 from digit_recognizer.photos.segment import segment_image, split_by_recognition
 from test_images import glyph_mask, paper, to_uint8
 
@@ -130,11 +137,11 @@ def test_touching_digits_are_cut_into_as_many_pieces_as_the_model_reads_best(cou
         cv2.ellipse(canvas, (50 + 80 * index, 70), (38, 58), 0, 0, 360, 255, 9)
     region = canvas > 0
     rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
-    region = region[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    region = region[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     spans = split_by_recognition(region, ring_classifier)
     assert len(spans) == count
     assert spans[0][0] == 0 and spans[-1][1] == region.shape[1]
-    for (start, end), index in zip(spans, range(count)):
+    for (_start, end), index in zip(spans, range(count)):
         junction = 84 + 80 * index - 2  # where this ellipse meets the next, in the region's columns
         if index < count - 1:
             assert abs(end - junction) < 0.15 * height
@@ -208,7 +215,7 @@ def test_a_marker_stroke_wider_than_the_near_paper_disc_is_ink_all_across():
     wide = int(1.5 * NEAR_PAPER_FRACTION * shape[0])
     cv2.line(coverage, (240, 60), (240, 340), 1.0, wide)
     mask = binarize(ink_contrast(to_uint8(paper(*shape) * (1 - 0.8 * coverage)), "dark-on-light"))
-    assert (mask[100:300, 240 - wide // 2 + 4:240 + wide // 2 - 4] > 0).mean() > 0.97
+    assert (mask[100:300, 240 - wide // 2 + 4 : 240 + wide // 2 - 4] > 0).mean() > 0.97
 
 
 def test_close_double_sides_of_neighbouring_boxes_are_a_frame():
@@ -217,7 +224,7 @@ def test_close_double_sides_of_neighbouring_boxes_are_a_frame():
     photo = cv2.GaussianBlur(photo, (0, 0), 1.6)
     segmentation = segment_image(photo)
     assert len(segmentation) == 4
-    for index, (x, y, w, h) in enumerate(segmentation.boxes):
+    for index, (x, _y, w, _h) in enumerate(segmentation.boxes):
         assert left + index * 84 <= x + w / 2 <= left + index * 84 + 80
 
 

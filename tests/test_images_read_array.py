@@ -54,13 +54,16 @@ def test_read_array_marks_doubtful_digits_and_explains_an_empty_image():
     assert blank.crops.shape == (0, 28, 28) and blank.probabilities.shape == (0, 10)
 
 
-@pytest.mark.parametrize("image, models, min_confidence", [
-    (np.zeros((10, 10), np.float32), [InkCountModel()], 0.5),   # not uint8
-    (np.zeros((10, 10, 2), np.uint8), [InkCountModel()], 0.5),  # not gray or RGB
-    (np.zeros((0, 10), np.uint8), [InkCountModel()], 0.5),      # empty
-    (np.zeros((10, 10), np.uint8), [], 0.5),                    # no models
-    (np.zeros((10, 10), np.uint8), [InkCountModel()], 1.5),     # bad threshold
-])
+@pytest.mark.parametrize(
+    "image, models, min_confidence",
+    [
+        (np.zeros((10, 10), np.float32), [InkCountModel()], 0.5),  # not uint8
+        (np.zeros((10, 10, 2), np.uint8), [InkCountModel()], 0.5),  # not gray or RGB
+        (np.zeros((0, 10), np.uint8), [InkCountModel()], 0.5),  # empty
+        (np.zeros((10, 10), np.uint8), [], 0.5),  # no models
+        (np.zeros((10, 10), np.uint8), [InkCountModel()], 1.5),  # bad threshold
+    ],
+)
 def test_read_array_rejects_bad_arguments(image, models, min_confidence):
     with pytest.raises(ValueError):
         read_array(image, models, min_confidence)

@@ -52,18 +52,38 @@ examples:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("images", help="read your own photos of handwritten digits and draw a prediction sheet",
-                                   description=DESCRIPTION, epilog=EPILOG,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders of images (not recursive)")
-    parser.add_argument("--experiment", help="experiment to read with (default: the best on the leaderboard, else the latest trained)")
-    parser.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: submissions/images/<experiment>/)")
+    parser = subparsers.add_parser(
+        "images",
+        help="read your own photos of handwritten digits and draw a prediction sheet",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH", help="image files or folders of images (not recursive)"
+    )
+    parser.add_argument(
+        "--experiment", help="experiment to read with (default: the best on the leaderboard, else the latest trained)"
+    )
+    parser.add_argument(
+        "--out", type=Path, metavar="DIR", help="output folder (default: submissions/images/<experiment>/)"
+    )
     parser.add_argument("--labels", type=Path, metavar="CSV", help="true labels: a CSV with columns file,expected")
-    parser.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE, metavar="P",
-                        help=f"report a digit as '?' when its top probability is under P (default {DEFAULT_MIN_CONFIDENCE})")
-    parser.add_argument("--tta", action="store_true", help="test-time augmentation: average over shifted copies of each digit")
-    parser.add_argument("--debug", action="store_true",
-                        help="also draw debug-N.png: each image's intermediate masks (page, ink, lines removed, cuts)")
+    parser.add_argument(
+        "--min-confidence",
+        type=float,
+        default=DEFAULT_MIN_CONFIDENCE,
+        metavar="P",
+        help=f"report a digit as '?' when its top probability is under P (default {DEFAULT_MIN_CONFIDENCE})",
+    )
+    parser.add_argument(
+        "--tta", action="store_true", help="test-time augmentation: average over shifted copies of each digit"
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="also draw debug-N.png: each image's intermediate masks (page, ink, lines removed, cuts)",
+    )
     parser.set_defaults(func=cmd_images)
 
 
@@ -80,8 +100,16 @@ def cmd_images(args) -> int:
     experiment, why = choose_experiment(paths, args.experiment)
     say(f"reading with experiment {experiment} ({why})")
     out_dir = args.out or default_out_dir(paths, experiment)
-    run = read_images(paths, experiment, args.paths, out_dir, labels_file=args.labels,
-                      min_confidence=args.min_confidence, tta=args.tta, debug=args.debug)
+    run = read_images(
+        paths,
+        experiment,
+        args.paths,
+        out_dir,
+        labels_file=args.labels,
+        min_confidence=args.min_confidence,
+        tta=args.tta,
+        debug=args.debug,
+    )
     say_run(run)
     return 0
 
@@ -107,7 +135,7 @@ def say_run(run, max_rows: int = 40) -> None:
     names = display_names(run.rows)
     width = min(40, max((len(name) for name in names), default=4))
     for row, name in zip(run.rows[:max_rows], names):
-        name = name if len(name) <= width else "..." + name[-(width - 3):]
+        name = name if len(name) <= width else "..." + name[-(width - 3) :]
         if row.prediction:
             line = f"  {name:<{width}}  {row.prediction:<8} confidence {row.confidence:.2f}"
         else:
@@ -119,7 +147,9 @@ def say_run(run, max_rows: int = 40) -> None:
         say(f"  ... {len(run.rows) - max_rows} more in {run.predictions_file}")
     summary = run.summary
     if summary["accuracy"] is not None:
-        say(f"accuracy: {summary['correct']}/{summary['labelled']} = {100 * summary['accuracy']:.1f}% "
-            f"(whole prediction exact match) with {run.experiment}")
+        say(
+            f"accuracy: {summary['correct']}/{summary['labelled']} = {100 * summary['accuracy']:.1f}% "
+            f"(whole prediction exact match) with {run.experiment}"
+        )
     say(f"predictions: {run.predictions_file}")
     say(f"sheet:       {', '.join(map(str, run.sheets))}")

@@ -12,8 +12,12 @@ import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from digit_recognizer.errors import UserError
+
+if TYPE_CHECKING:  # annotations only: numpy is imported where it is used
+    import numpy as np
 
 DEFAULT_MIN_CONFIDENCE = 0.5
 CSV_COLUMNS = ("file", "prediction", "confidence", "digits", "expected", "correct", "polarity", "boxes", "error")
@@ -45,7 +49,12 @@ def choose_experiment(paths, requested: str | None) -> tuple[str, str]:
         return find(paths, requested).name, "as requested"
     for rank, row in enumerate(sorted_rows(paths.leaderboard), 1):
         if Experiment(paths, row["experiment"]).is_finished:
-            return row["experiment"], "the best on the leaderboard" if rank == 1 else f"the best trained experiment on the leaderboard (rank {rank})"
+            return (
+                row["experiment"],
+                "the best on the leaderboard"
+                if rank == 1
+                else f"the best trained experiment on the leaderboard (rank {rank})",
+            )
     return latest(paths).name, "the latest trained"
 
 
@@ -85,11 +94,25 @@ def reading_from(segmentation, probabilities, min_confidence: float = DEFAULT_MI
     import numpy as np
 
     if probabilities is None or len(segmentation.crops) == 0:
-        return Reading("", None, np.zeros((0, 10), np.float32), tuple(segmentation.boxes), segmentation.crops,
-                       segmentation.polarity, segmentation.message or "no digits found")
+        return Reading(
+            "",
+            None,
+            np.zeros((0, 10), np.float32),
+            tuple(segmentation.boxes),
+            segmentation.crops,
+            segmentation.polarity,
+            segmentation.message or "no digits found",
+        )
     number, confidence = read_number(probabilities, min_confidence)
-    return Reading(number, confidence, np.asarray(probabilities), tuple(segmentation.boxes), segmentation.crops,
-                   segmentation.polarity, "")
+    return Reading(
+        number,
+        confidence,
+        np.asarray(probabilities),
+        tuple(segmentation.boxes),
+        segmentation.crops,
+        segmentation.polarity,
+        "",
+    )
 
 
 def classifier(models: list, tta: bool = False):
@@ -178,7 +201,9 @@ def read_labels(path: Path) -> dict:
         raise UserError(f"{path}: cannot read the labels file ({error.__class__.__name__})") from None
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames or "file" not in reader.fieldnames or "expected" not in reader.fieldnames:
-        raise UserError(f"{path}: labels file needs the header file,expected (got {','.join(reader.fieldnames or []) or 'nothing'})")
+        raise UserError(
+            f"{path}: labels file needs the header file,expected (got {','.join(reader.fieldnames or []) or 'nothing'})"
+        )
     labels = {}
     for line, row in enumerate(reader, start=2):
         name = (row.get("file") or "").strip()
@@ -208,9 +233,17 @@ def check_out_dir(out_dir: Path) -> Path:
     return out_dir
 
 
-def read_images(paths, experiment: str, inputs: list, out_dir: Path, labels_file: Path | None = None,
-                min_confidence: float = DEFAULT_MIN_CONFIDENCE, tta: bool = False, rows_per_page: int | None = None,
-                debug: bool = False) -> ImagesRun:
+def read_images(
+    paths,
+    experiment: str,
+    inputs: list,
+    out_dir: Path,
+    labels_file: Path | None = None,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    tta: bool = False,
+    rows_per_page: int | None = None,
+    debug: bool = False,
+) -> ImagesRun:
     """Read every image in ``inputs`` with ``experiment``; write predictions.csv, summary.json and the sheet
     (with ``debug``, also debug-N.png pages of the intermediate masks)."""
     import cv2
@@ -230,9 +263,13 @@ def read_images(paths, experiment: str, inputs: list, out_dir: Path, labels_file
     if not labels_file:
         for item in inputs:
             if Path(item).is_dir() and (Path(item) / LABELS_FILE).is_file():
-                labels.update({str(Path(item) / name): value for name, value in read_labels(Path(item) / LABELS_FILE).items()})
-    rows = [ImageRow(file=str(path), path=path, error="file not found", expected=expected_label(path, str(path), labels))
-            for path in missing]
+                labels.update(
+                    {str(Path(item) / name): value for name, value in read_labels(Path(item) / LABELS_FILE).items()}
+                )
+    rows = [
+        ImageRow(file=str(path), path=path, error="file not found", expected=expected_label(path, str(path), labels))
+        for path in missing
+    ]
     classify = None
     for path in files:
         row = ImageRow(file=str(path), path=path)
@@ -255,20 +292,35 @@ def read_images(paths, experiment: str, inputs: list, out_dir: Path, labels_file
             row.crops = reading.crops
             row.error = reading.message
             if reading.number:
-                row.prediction, row.confidence, row.probabilities = reading.number, reading.confidence, reading.probabilities
+                row.prediction, row.confidence, row.probabilities = (
+                    reading.number,
+                    reading.confidence,
+                    reading.probabilities,
+                )
             row.thumbnail, row.thumbnail_boxes = thumbnail(image, reading.boxes)
             del image
         rows.append(row)
 
     predictions_file = write_predictions(out_dir / "predictions.csv", rows)
     summary = summarize(rows, experiment, min_confidence)
-    from digit_recognizer.photos.sheet import SheetEntry, draw_sheets, ROWS_PER_PAGE
+    from digit_recognizer.photos.sheet import ROWS_PER_PAGE, SheetEntry, draw_sheets
 
     names = display_names(rows)
-    entries = [SheetEntry(name=names[index], thumbnail=row.thumbnail, boxes=row.thumbnail_boxes, crops=row.crops,
-                          probabilities=row.probabilities, prediction=row.prediction, expected=row.expected,
-                          note=row.error, polarity=row.polarity, min_confidence=min_confidence)
-               for index, row in enumerate(rows)]
+    entries = [
+        SheetEntry(
+            name=names[index],
+            thumbnail=row.thumbnail,
+            boxes=row.thumbnail_boxes,
+            crops=row.crops,
+            probabilities=row.probabilities,
+            prediction=row.prediction,
+            expected=row.expected,
+            note=row.error,
+            polarity=row.polarity,
+            min_confidence=min_confidence,
+        )
+        for index, row in enumerate(rows)
+    ]
     title = f"digit-recognizer images: {experiment}   {summary['images']} images"
     if summary["accuracy"] is not None:
         title += f"   accuracy {summary['correct']}/{summary['labelled']} ({100 * summary['accuracy']:.1f}%)"
@@ -276,8 +328,12 @@ def read_images(paths, experiment: str, inputs: list, out_dir: Path, labels_file
     if debug:
         from digit_recognizer.photos.sheet import draw_debug_sheets
 
-        sheets += draw_debug_sheets([(names[index], row.debug) for index, row in enumerate(rows)], out_dir,
-                                    f"digit-recognizer images --debug: {experiment}", rows_per_page or ROWS_PER_PAGE)
+        sheets += draw_debug_sheets(
+            [(names[index], row.debug) for index, row in enumerate(rows)],
+            out_dir,
+            f"digit-recognizer images --debug: {experiment}",
+            rows_per_page or ROWS_PER_PAGE,
+        )
     summary["sheets"] = [str(path) for path in sheets]
     summary["skipped"] = [f"{path}: {why}" for path, why in skipped]
     from digit_recognizer.atomic import write_json
@@ -327,12 +383,19 @@ def write_predictions(path: Path, rows: list) -> Path:
         writer.writerow(CSV_COLUMNS)
         for row in rows:
             correct = row.correct
-            writer.writerow((
-                row.file, row.prediction, "" if row.confidence is None else f"{row.confidence:.4f}",
-                format_digits(row.probabilities), "" if row.expected is None else row.expected,
-                "" if correct is None else int(correct), row.polarity,
-                " ".join(",".join(str(value) for value in box) for box in row.boxes), row.error,
-            ))
+            writer.writerow(
+                (
+                    row.file,
+                    row.prediction,
+                    "" if row.confidence is None else f"{row.confidence:.4f}",
+                    format_digits(row.probabilities),
+                    "" if row.expected is None else row.expected,
+                    "" if correct is None else int(correct),
+                    row.polarity,
+                    " ".join(",".join(str(value) for value in box) for box in row.boxes),
+                    row.error,
+                )
+            )
     return Path(path)
 
 

@@ -23,15 +23,19 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-UNREADABLE_SUFFIXES = {".gif": "GIF is not supported (OpenCV cannot decode it); save it as PNG",
-                       ".heic": "HEIC is not supported; export it as JPEG", ".heif": "HEIF is not supported; export it as JPEG",
-                       ".svg": "SVG is a drawing, not a photo; export it as PNG", ".pdf": "PDF is not an image; export the page as PNG"}
+UNREADABLE_SUFFIXES = {
+    ".gif": "GIF is not supported (OpenCV cannot decode it); save it as PNG",
+    ".heic": "HEIC is not supported; export it as JPEG",
+    ".heif": "HEIF is not supported; export it as JPEG",
+    ".svg": "SVG is a drawing, not a photo; export it as PNG",
+    ".pdf": "PDF is not an image; export the page as PNG",
+}
 MAX_PIXELS = 40_000_000  # refuse (or, for JPEG, decode at reduced size) anything larger
 WORK_MAX_SIDE = 1200  # photos are analysed at most this large...
 WORK_MIN_SIDE = 400  # ...and small images are upscaled to at least this
@@ -39,7 +43,9 @@ MIN_INK_CONTRAST = 0.12  # ink must be at least 12% darker (or lighter) than its
 HYSTERESIS = 0.6  # faint pixels joined to ink count down to this fraction of the ink threshold
 NOISE_MARGIN = 5.0  # ...and stand out from the paper's noise by this many standard deviations
 PAPER_KERNEL_FRACTION = 0.35  # the paper's brightness is estimated over windows this fraction of the shorter side...
-NEAR_PAPER_FRACTION = 0.15  # ...and, to follow hard shadow edges, also over discs this fraction across at full resolution
+NEAR_PAPER_FRACTION = (
+    0.15  # ...and, to follow hard shadow edges, also over discs this fraction across at full resolution
+)
 DARKEST_PAPER = 24.0  # grey level below which a background is too dark to hold visible dark ink
 MIN_COLOUR_DISTANCE = 12.0  # Lab a*b* distance from the paper's colour under which a colour difference is noise
 PAGE_MIN_AREA = 0.08  # a page (a sticky note) covers at least this fraction of the photo...
@@ -70,8 +76,13 @@ def collect_image_files(inputs) -> tuple[list[Path], list[Path]]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files.extend(sorted(child for child in path.iterdir()
-                                if child.is_file() and is_image_file(child) and not child.name.startswith(".")))
+            files.extend(
+                sorted(
+                    child
+                    for child in path.iterdir()
+                    if child.is_file() and is_image_file(child) and not child.name.startswith(".")
+                )
+            )
         elif path.exists():
             files.append(path)
         else:
@@ -85,8 +96,11 @@ def skipped_files(inputs) -> list[tuple[Path, str]]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            skipped.extend((child, UNREADABLE_SUFFIXES[child.suffix.lower()]) for child in sorted(path.iterdir())
-                           if child.is_file() and child.suffix.lower() in UNREADABLE_SUFFIXES and not child.name.startswith("."))
+            skipped.extend(
+                (child, UNREADABLE_SUFFIXES[child.suffix.lower()])
+                for child in sorted(path.iterdir())
+                if child.is_file() and child.suffix.lower() in UNREADABLE_SUFFIXES and not child.name.startswith(".")
+            )
     return skipped
 
 
@@ -147,13 +161,17 @@ def read_image(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
                 width, height = image.size
                 if width * height > max_pixels:
                     if image.format != "JPEG":
-                        raise ImageReadError(f"image is {width}x{height} = {width * height / 1e6:.0f} MP, over the "
-                                             f"{max_pixels / 1e6:.0f} MP limit; downscale it first")
+                        raise ImageReadError(
+                            f"image is {width}x{height} = {width * height / 1e6:.0f} MP, over the "
+                            f"{max_pixels / 1e6:.0f} MP limit; downscale it first"
+                        )
                     factor = int(np.ceil(np.sqrt(width * height / max_pixels)))
                     image.draft("L", (width // factor, height // factor))
                     if image.size[0] * image.size[1] > max_pixels:
-                        raise ImageReadError(f"image is {width}x{height}, over the {max_pixels / 1e6:.0f} MP limit "
-                                             "and cannot be decoded smaller; downscale it first")
+                        raise ImageReadError(
+                            f"image is {width}x{height}, over the {max_pixels / 1e6:.0f} MP limit "
+                            "and cannot be decoded smaller; downscale it first"
+                        )
                 image.load()
                 image = ImageOps.exif_transpose(image)
                 return _to_array(image)
@@ -179,7 +197,11 @@ def _to_array(image) -> np.ndarray:
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         values = np.asarray(image, dtype=np.float64)
         low, high = float(values.min()), float(values.max())
-        return np.zeros(values.shape, np.uint8) if high <= low else ((values - low) * (255.0 / (high - low))).astype(np.uint8)
+        return (
+            np.zeros(values.shape, np.uint8)
+            if high <= low
+            else ((values - low) * (255.0 / (high - low))).astype(np.uint8)
+        )
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
     if has_alpha:
         rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
@@ -306,8 +328,13 @@ def near_paper_brightness(image: np.ndarray) -> np.ndarray:
     return cv2.morphologyEx(padded, cv2.MORPH_CLOSE, kernel)[size:-size, size:-size].astype(np.float32)
 
 
-def enclosed_by_ink(near: np.ndarray, wide: np.ndarray, image: np.ndarray, min_enclosed: float = 0.75,
-                    min_contrast: float = MIN_INK_CONTRAST) -> np.ndarray:
+def enclosed_by_ink(
+    near: np.ndarray,
+    wide: np.ndarray,
+    image: np.ndarray,
+    min_enclosed: float = 0.75,
+    min_contrast: float = MIN_INK_CONTRAST,
+) -> np.ndarray:
     """Where the wide paper estimate's ink (``wide``, a mask) is to be trusted though the near one's (``near``, a
     mask) is not: regions only ``wide`` calls ink whose outline is, for at least ``min_enclosed`` of its
     length, ``near``'s ink or paper clearly brighter than the region (``image``, dark ink on light): the
@@ -323,19 +350,22 @@ def enclosed_by_ink(near: np.ndarray, wide: np.ndarray, image: np.ndarray, min_e
     pixels = image.astype(np.float64)
     inside = disputed > 0
     darkness = np.bincount(labels[inside], weights=pixels[inside], minlength=count) / np.maximum(
-        np.bincount(labels[inside], minlength=count), 1)
+        np.bincount(labels[inside], minlength=count), 1
+    )
     neighbour = cv2.dilate(labels.astype(np.float32), np.ones((3, 3), np.uint8))
     outline = ~inside & (neighbour > 0)
     owners = neighbour[outline].astype(np.int64)
     bounded = (near[outline] > 0) | (pixels[outline] > (1 + min_contrast) * darkness[owners])
     enclosed = np.bincount(owners, weights=bounded.astype(np.float64), minlength=count) >= min_enclosed * np.maximum(
-        np.bincount(owners, minlength=count), 1)
+        np.bincount(owners, minlength=count), 1
+    )
     enclosed[0] = False
     return enclosed[labels] & inside
 
 
-def ink_contrast(gray: np.ndarray, polarity: str, colour: np.ndarray | None = None,
-                 min_contrast: float = MIN_INK_CONTRAST) -> np.ndarray:
+def ink_contrast(
+    gray: np.ndarray, polarity: str, colour: np.ndarray | None = None, min_contrast: float = MIN_INK_CONTRAST
+) -> np.ndarray:
     """Ink strength in [0, 1], white ink on black: the relative contrast to the local paper.
 
     The image is made dark-ink-on-light first (inverted for ``light-on-dark``); dividing by the paper's
@@ -363,7 +393,9 @@ def ink_contrast(gray: np.ndarray, polarity: str, colour: np.ndarray | None = No
     near_ink, wide_ink = binarize(near, min_contrast), binarize(wide, min_contrast)
     # The wide estimate's (stronger) contrast wherever its ink is confirmed: by the near estimate, or, in a
     # stroke too wide for the near one, by the ink around it.
-    confirmed = (wide_ink > 0) & ((near_ink > 0) | enclosed_by_ink(near_ink, wide_ink, image, min_contrast=min_contrast))
+    confirmed = (wide_ink > 0) & (
+        (near_ink > 0) | enclosed_by_ink(near_ink, wide_ink, image, min_contrast=min_contrast)
+    )
     contrast = np.where(confirmed, wide, near)
     if colour is not None and polarity == DARK_ON_LIGHT:
         contrast = np.maximum(contrast, np.where(contrast > 0.05, colour_contrast(colour), 0.0))
@@ -385,7 +417,9 @@ def colour_contrast(rgb: np.ndarray) -> np.ndarray:
     small, _ = resize_longer_side(lab[..., 1:].copy(), 160)
     window = _odd(0.2 * min(small.shape[:2]), minimum=3)
     window = min(window, 255)
-    paper = np.stack([cv2.medianBlur(np.ascontiguousarray(small[..., channel]), window) for channel in range(2)], axis=-1)
+    paper = np.stack(
+        [cv2.medianBlur(np.ascontiguousarray(small[..., channel]), window) for channel in range(2)], axis=-1
+    )
     paper = cv2.resize(paper.astype(np.float32), (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
     distance = np.sqrt(((chroma - paper) ** 2).sum(axis=-1))
     return np.clip((distance - MIN_COLOUR_DISTANCE) / 60.0, 0.0, 1.0)
@@ -494,8 +528,6 @@ def _line_thickness(lines: np.ndarray, horizontal: bool) -> float:
     return float(np.median(counts[crossed] / runs[crossed])) if crossed.any() else 0.0
 
 
-
-
 # ---------------------------------------------------------------- the page
 def find_page(rgb: np.ndarray) -> np.ndarray | None:
     """The corners (4x2 float32: top-left, top-right, bottom-right, bottom-left) of a page or sticky note lying on a
@@ -550,8 +582,12 @@ def _border_fraction(points: np.ndarray, shape: tuple, margin: int = 3) -> float
     starts, ends = points.astype(np.float64), np.roll(points, -1, axis=0).astype(np.float64)
     lengths = np.hypot(*(ends - starts).T)
     middles = (starts + ends) / 2
-    near = ((middles[:, 0] <= margin) | (middles[:, 1] <= margin) | (middles[:, 0] >= width - 1 - margin)
-            | (middles[:, 1] >= height - 1 - margin))
+    near = (
+        (middles[:, 0] <= margin)
+        | (middles[:, 1] <= margin)
+        | (middles[:, 0] >= width - 1 - margin)
+        | (middles[:, 1] >= height - 1 - margin)
+    )
     return float(lengths[near].sum() / lengths.sum()) if lengths.sum() > 0 else 1.0
 
 
@@ -559,7 +595,14 @@ def order_corners(corners: np.ndarray) -> np.ndarray:
     """Four points as top-left, top-right, bottom-right, bottom-left."""
     corners = np.asarray(corners, np.float32).reshape(4, 2)
     sums, differences = corners.sum(axis=1), corners[:, 0] - corners[:, 1]
-    return np.float32([corners[np.argmin(sums)], corners[np.argmax(differences)], corners[np.argmax(sums)], corners[np.argmin(differences)]])
+    return np.float32(
+        [
+            corners[np.argmin(sums)],
+            corners[np.argmax(differences)],
+            corners[np.argmax(sums)],
+            corners[np.argmin(differences)],
+        ]
+    )
 
 
 def rectify(image: np.ndarray, corners: np.ndarray, inset: float = 0.04) -> tuple[np.ndarray, np.ndarray]:
@@ -577,7 +620,9 @@ def rectify(image: np.ndarray, corners: np.ndarray, inset: float = 0.04) -> tupl
     shift = np.float32([[1, 0, -margin_x], [0, 1, -margin_y], [0, 0, 1]])
     to_page = shift @ cv2.getPerspectiveTransform(corners, target)
     out_width, out_height = max(8, int(round(width - 2 * margin_x))), max(8, int(round(height - 2 * margin_y)))
-    page = cv2.warpPerspective(image, to_page, (out_width, out_height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    page = cv2.warpPerspective(
+        image, to_page, (out_width, out_height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     return page, np.linalg.inv(to_page)
 
 
@@ -609,8 +654,11 @@ def find_form_boxes(mask: np.ndarray, min_boxes: int = 2) -> FormBoxes:
     thin = max(4, int(0.012 * max(height, width)))
     horizontal = cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
     count, _, stats, _ = cv2.connectedComponentsWithStats(horizontal, connectivity=8)
-    segments = [tuple(int(value) for value in stats[label][:4]) for label in range(1, count)
-                if stats[label][4] <= (thin + 2) * stats[label][2] and stats[label][2] >= length]  # thin on average (a slight tilt makes the box taller)
+    segments = [
+        tuple(int(value) for value in stats[label][:4])
+        for label in range(1, count)
+        if stats[label][4] <= (thin + 2) * stats[label][2] and stats[label][2] >= length
+    ]  # thin on average (a slight tilt makes the box taller)
     lines = np.zeros_like(binary)
     boxes = []
     for top in segments:
@@ -629,7 +677,10 @@ def _distinct(boxes: list) -> list:
     kept = []
     for box in boxes:
         x, y, w, h = box
-        if not any(abs(x + w / 2 - (k[0] + k[2] / 2)) < k[2] / 2 and abs(y + h / 2 - (k[1] + k[3] / 2)) < k[3] / 2 for k in kept):
+        if not any(
+            abs(x + w / 2 - (k[0] + k[2] / 2)) < k[2] / 2 and abs(y + h / 2 - (k[1] + k[3] / 2)) < k[3] / 2
+            for k in kept
+        ):
             kept.append(box)
     return kept
 
@@ -639,10 +690,14 @@ def _box_row(binary: np.ndarray, top: tuple, bottom: tuple, thin: int, min_span:
     x0, x1 = max(top[0], bottom[0]), min(top[0] + top[2], bottom[0] + bottom[2])
     upper, lower = top[1], bottom[1] + bottom[3]
     span = bottom[1] - (top[1] + top[3])
-    if (span < min_span or x1 - x0 < 0.6 * min(top[2], bottom[2]) or x1 - x0 < 0.8 * span
-            or min(top[2], bottom[2]) < 0.6 * max(top[2], bottom[2])):  # a frame's lines are alike; a stroke is not
+    if (
+        span < min_span
+        or x1 - x0 < 0.6 * min(top[2], bottom[2])
+        or x1 - x0 < 0.8 * span
+        or min(top[2], bottom[2]) < 0.6 * max(top[2], bottom[2])
+    ):  # a frame's lines are alike; a stroke is not
         return None
-    inner = binary[top[1] + top[3]:bottom[1], x0:x1] > 0
+    inner = binary[top[1] + top[3] : bottom[1], x0:x1] > 0
     coverage = inner.mean(axis=0)
     columns = np.flatnonzero(coverage >= 0.93)
     if columns.size == 0:
@@ -651,7 +706,7 @@ def _box_row(binary: np.ndarray, top: tuple, bottom: tuple, thin: int, min_span:
     # a vertical line, or two close together (the sides of neighbouring boxes a few pixels apart)
     verticals = [(int(run[0]) + x0, int(run[-1]) + x0) for run in runs if run[-1] - run[0] + 1 <= 2 * (thin + 2)]
     boxes = []
-    for (left_start, left_end), (right_start, _) in zip(verticals, verticals[1:]):
+    for (_left_start, left_end), (right_start, _) in zip(verticals, verticals[1:]):
         if right_start - left_end >= 0.5 * span:
             boxes.append((left_end + 1, top[1] + top[3], right_start - left_end - 1, span))
     if not boxes:
@@ -660,10 +715,12 @@ def _box_row(binary: np.ndarray, top: tuple, bottom: tuple, thin: int, min_span:
     frame_left, frame_right = boxes[0][0] - thin - 2, boxes[-1][0] + boxes[-1][2] + thin + 2
     for segment in (top, bottom):
         x, y, w, h = segment
-        lines[y:y + h, max(x, frame_left):min(x + w, frame_right)] = binary[y:y + h, max(x, frame_left):min(x + w, frame_right)]
+        lines[y : y + h, max(x, frame_left) : min(x + w, frame_right)] = binary[
+            y : y + h, max(x, frame_left) : min(x + w, frame_right)
+        ]
     for start, end in verticals:
         if frame_left <= start <= frame_right:
-            lines[upper:lower, start:end + 1] = binary[upper:lower, start:end + 1]
+            lines[upper:lower, start : end + 1] = binary[upper:lower, start : end + 1]
     return boxes, lines
 
 

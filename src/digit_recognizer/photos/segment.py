@@ -19,15 +19,34 @@ brings a photo there, after :mod:`.preprocess` has made its ink mask:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from digit_recognizer.photos.preprocess import (  # noqa: F401  (re-exported: the names callers know)
-    DARK_ON_LIGHT, IMAGE_SUFFIXES, LIGHT_ON_DARK, MAX_PIXELS, MIN_INK_CONTRAST, WORK_MAX_SIDE, WORK_MIN_SIDE,
-    ImageReadError, binarize, collect_image_files, detect_polarity, expected_from_name, ink_contrast, is_image_file,
-    read_grayscale, read_image, remove_ruled_lines, resize_longer_side, stroke_width, to_gray, to_working_size)
+    DARK_ON_LIGHT,
+    IMAGE_SUFFIXES,
+    LIGHT_ON_DARK,
+    MAX_PIXELS,
+    MIN_INK_CONTRAST,
+    WORK_MAX_SIDE,
+    WORK_MIN_SIDE,
+    ImageReadError,
+    binarize,
+    collect_image_files,
+    detect_polarity,
+    expected_from_name,
+    ink_contrast,
+    is_image_file,
+    read_grayscale,
+    read_image,
+    remove_ruled_lines,
+    resize_longer_side,
+    stroke_width,
+    to_gray,
+    to_working_size,
+)
 
 MNIST_SIZE = 28
 MNIST_BOX = 20
@@ -76,9 +95,11 @@ class _Mark:
     def bottom(self) -> int:
         return self.y + self.height
 
-    def merged(self, other: "_Mark") -> "_Mark":
+    def merged(self, other: _Mark) -> _Mark:
         x, y = min(self.x, other.x), min(self.y, other.y)
-        return _Mark(x, y, max(self.right, other.right) - x, max(self.bottom, other.bottom) - y, self.labels + other.labels)
+        return _Mark(
+            x, y, max(self.right, other.right) - x, max(self.bottom, other.bottom) - y, self.labels + other.labels
+        )
 
 
 def _belong_together(first: _Mark, second: _Mark) -> bool:
@@ -97,8 +118,12 @@ def _belong_together(first: _Mark, second: _Mark) -> bool:
     short, tall = sorted((first, second), key=lambda mark: mark.height)
     vertical = min(short.bottom, tall.bottom) - max(short.y, tall.y)
     union = first.merged(second)
-    return (overlap >= 0.1 * narrower and short.height < 0.8 * tall.height and vertical >= 0.7 * short.height
-            and union.width <= 1.0 * union.height)
+    return (
+        overlap >= 0.1 * narrower
+        and short.height < 0.8 * tall.height
+        and vertical >= 0.7 * short.height
+        and union.width <= 1.0 * union.height
+    )
 
 
 def merge_marks(marks: list) -> list:
@@ -125,7 +150,9 @@ def _is_line_like(mark: _Mark, image_height: int) -> bool:
     return mark.width > 8 * mark.height or (mark.height > 25 * mark.width and mark.height >= 0.97 * image_height)
 
 
-def find_digit_marks(mask: np.ndarray, small_text_ratio: float = SMALL_TEXT_RATIO, split: bool = True) -> tuple[np.ndarray, list]:
+def find_digit_marks(
+    mask: np.ndarray, small_text_ratio: float = SMALL_TEXT_RATIO, split: bool = True
+) -> tuple[np.ndarray, list]:
     """Connected components of the ink mask grouped into digit candidates, left to right.
 
     Returns ``(label_image, marks)``. Specks, ruled-line remnants and marks much
@@ -176,8 +203,11 @@ def attach_fragments(marks: list, small_text_ratio: float = SMALL_TEXT_RATIO) ->
     later with the small marks.
     """
     tallest = max(mark.height for mark in marks)
-    is_fragment = [(mark.height < small_text_ratio * tallest or _is_flat_stroke(mark, tallest))
-                   and max(mark.width, mark.height) >= 0.3 * tallest for mark in marks]
+    is_fragment = [
+        (mark.height < small_text_ratio * tallest or _is_flat_stroke(mark, tallest))
+        and max(mark.width, mark.height) >= 0.3 * tallest
+        for mark in marks
+    ]
     digits = [mark for mark, fragment in zip(marks, is_fragment) if not fragment]
     leftovers = []
     for mark, fragment in zip(marks, is_fragment):
@@ -188,8 +218,12 @@ def attach_fragments(marks: list, small_text_ratio: float = SMALL_TEXT_RATIO) ->
             overlap = min(mark.right, digit.right) - max(mark.x, digit.x)
             gap = max(mark.y, digit.y) - min(mark.bottom, digit.bottom)
             merged = digit.merged(mark)
-            if (overlap >= 0.25 * min(mark.width, digit.width) and gap <= 0.35 * digit.height
-                    and merged.width <= 1.3 * merged.height and overlap > best_overlap):
+            if (
+                overlap >= 0.25 * min(mark.width, digit.width)
+                and gap <= 0.35 * digit.height
+                and merged.width <= 1.3 * merged.height
+                and overlap > best_overlap
+            ):
                 best, best_overlap = index, overlap
         if best is None:
             leftovers.append(mark)
@@ -208,7 +242,7 @@ def split_touching(mark: _Mark, labels: np.ndarray, max_aspect: float = 1.5) -> 
     """
     if mark.width <= max_aspect * mark.height:
         return [mark]
-    region = np.isin(labels[mark.y:mark.bottom, mark.x:mark.right], mark.labels)
+    region = np.isin(labels[mark.y : mark.bottom, mark.x : mark.right], mark.labels)
     if isinstance(mark, _SplitMark):
         columns = np.arange(mark.x, mark.right)
         region &= ((columns >= mark.column_range[0]) & (columns < mark.column_range[1]))[None, :]
@@ -222,8 +256,16 @@ def split_touching(mark: _Mark, labels: np.ndarray, max_aspect: float = 1.5) -> 
         cols = np.flatnonzero(piece.any(axis=0))
         if rows.size == 0 or rows[-1] - rows[0] + 1 < 0.65 * mark.height:
             return [mark]
-        pieces.append(_SplitMark(mark.x + start + int(cols[0]), mark.y + int(rows[0]), int(cols[-1] - cols[0] + 1),
-                                 int(rows[-1] - rows[0] + 1), mark.labels, (mark.x + start, mark.x + end)))
+        pieces.append(
+            _SplitMark(
+                mark.x + start + int(cols[0]),
+                mark.y + int(rows[0]),
+                int(cols[-1] - cols[0] + 1),
+                int(rows[-1] - rows[0] + 1),
+                mark.labels,
+                (mark.x + start, mark.x + end),
+            )
+        )
     return [part for piece in pieces for part in split_touching(piece, labels, max_aspect)]
 
 
@@ -251,7 +293,7 @@ def mark_mask(mark: _Mark, labels: np.ndarray) -> np.ndarray:
     """The mark's own ink (uint8 0/255) inside its box: other marks' strokes reaching in are left out."""
     if getattr(mark, "piece_mask", None) is not None:
         return mark.piece_mask
-    region = np.isin(labels[mark.y:mark.bottom, mark.x:mark.right], mark.labels)
+    region = np.isin(labels[mark.y : mark.bottom, mark.x : mark.right], mark.labels)
     if isinstance(mark, _SplitMark):
         columns = np.arange(mark.x, mark.right)
         region &= ((columns >= mark.column_range[0]) & (columns < mark.column_range[1]))[None, :]
@@ -289,7 +331,7 @@ def _tight(binary: np.ndarray) -> np.ndarray:
     cols = np.flatnonzero(binary.any(axis=0))
     if rows.size == 0:
         return binary
-    return binary[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    return binary[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
 def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
@@ -322,7 +364,7 @@ def mnist_crop(mask: np.ndarray, box: int = MNIST_BOX, size: int = MNIST_SIZE, n
     side = max(height, width)
     square = np.zeros((side, side), np.uint8)
     top, left = (side - height) // 2, (side - width) // 2
-    square[top:top + height, left:left + width] = shape
+    square[top : top + height, left : left + width] = shape
     if side > box:
         scaled = cv2.resize(square, (box, box), interpolation=cv2.INTER_AREA)
     else:
@@ -330,7 +372,9 @@ def mnist_crop(mask: np.ndarray, box: int = MNIST_BOX, size: int = MNIST_SIZE, n
     centre_x, centre_y = centre_of_mass(scaled)
     target = MNIST_CENTRE * (size / MNIST_SIZE)
     shift = np.float32([[1, 0, target - centre_x], [0, 1, target - centre_y]])
-    return cv2.warpAffine(scaled, shift, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.warpAffine(
+        scaled, shift, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
 
 
 # ---------------------------------------------------------------- touching digits, by recognition
@@ -397,7 +441,7 @@ def split_by_recognition(region: np.ndarray, classify) -> list[tuple[int, int]]:
     cuts = candidate_cuts(region)
     spans, crops = [], []
     for i, start in enumerate(cuts):
-        for end in cuts[i + 1:]:
+        for end in cuts[i + 1 :]:
             if not MIN_DIGIT_WIDTH * height <= end - start <= MAX_DIGIT_WIDTH * height:
                 continue
             piece = piece_of(region, start, end)
@@ -446,8 +490,14 @@ class _View:
     contrast: np.ndarray | None = None
 
 
-def segment_image(image: np.ndarray, classify=None, debug: bool = False, polarity: str | None = None,
-                  min_contrast: float = MIN_INK_CONTRAST, small_text_ratio: float = SMALL_TEXT_RATIO) -> Segmentation:
+def segment_image(
+    image: np.ndarray,
+    classify=None,
+    debug: bool = False,
+    polarity: str | None = None,
+    min_contrast: float = MIN_INK_CONTRAST,
+    small_text_ratio: float = SMALL_TEXT_RATIO,
+) -> Segmentation:
     """Find the handwritten digits in an image (HxW gray or HxWx3 RGB uint8) and make each an MNIST-style crop.
 
     ``classify`` (crops -> probabilities), when given, chooses how touching digits are cut. ``polarity`` is
@@ -476,8 +526,14 @@ def segment_image(image: np.ndarray, classify=None, debug: bool = False, polarit
     contrast = ink_contrast(gray, polarity, colour=work if work.ndim == 3 else None, min_contrast=min_contrast)
     empty = np.zeros((0, MNIST_SIZE, MNIST_SIZE), np.uint8)
     if float(contrast.max()) < min_contrast:
-        return Segmentation(empty, (), polarity, "no ink found: the image is blank or has too little contrast", original_shape,
-                            tuple(steps))
+        return Segmentation(
+            empty,
+            (),
+            polarity,
+            "no ink found: the image is blank or has too little contrast",
+            original_shape,
+            tuple(steps),
+        )
     ink = binarize(contrast, min_contrast)
     ruled = remove_ruled_lines(ink)
     form = preprocess.find_form_boxes(ruled)
@@ -493,8 +549,14 @@ def segment_image(image: np.ndarray, classify=None, debug: bool = False, polarit
         view, labels, marks = _upright(view, labels, marks, small_text_ratio, classify)
         view, labels, marks = _enlarged_if_tiny(view, labels, marks, small_text_ratio, classify, min_contrast)
     if not marks:
-        return Segmentation(empty, (), polarity, "no ink found: no digit-sized marks (only specks or lines)", original_shape,
-                            tuple(steps))
+        return Segmentation(
+            empty,
+            (),
+            polarity,
+            "no ink found: no digit-sized marks (only specks or lines)",
+            original_shape,
+            tuple(steps),
+        )
     if classify is not None and not form.boxes:
         marks = [piece for mark in marks for piece in _split_mark(mark, labels, classify)]
     crops = [mnist_crop(mark_mask(mark, labels)) for mark in marks]
@@ -504,8 +566,12 @@ def segment_image(image: np.ndarray, classify=None, debug: bool = False, polarit
     return Segmentation(np.stack(crops), tuple(boxes), polarity, "", original_shape, tuple(steps))
 
 
-def segment_digits(gray: np.ndarray, polarity: str | None = None, min_contrast: float = MIN_INK_CONTRAST,
-                   small_text_ratio: float = SMALL_TEXT_RATIO) -> Segmentation:
+def segment_digits(
+    gray: np.ndarray,
+    polarity: str | None = None,
+    min_contrast: float = MIN_INK_CONTRAST,
+    small_text_ratio: float = SMALL_TEXT_RATIO,
+) -> Segmentation:
     """Find the handwritten digits in a grayscale image without a model (see :func:`segment_image`)."""
     gray = np.asarray(gray)
     if gray.ndim != 2 or gray.size == 0:
@@ -522,9 +588,13 @@ def marks_in_boxes(mask: np.ndarray, boxes: tuple) -> tuple[np.ndarray, list]:
     marks = []
     for x, y, width, height in boxes:
         reach = 0.25 * height  # a stroke crossing the box's top or bottom line is cut off there, a little outside
-        inside = [label for label in range(1, count)
-                  if x <= centroids[label][0] < x + width and y - reach <= centroids[label][1] < y + height + reach
-                  and stats[label][cv2.CC_STAT_AREA] >= max(12, 0.002 * width * height)]
+        inside = [
+            label
+            for label in range(1, count)
+            if x <= centroids[label][0] < x + width
+            and y - reach <= centroids[label][1] < y + height + reach
+            and stats[label][cv2.CC_STAT_AREA] >= max(12, 0.002 * width * height)
+        ]
         if not inside:
             continue
         mark = None
@@ -546,9 +616,18 @@ def _split_mark(mark: _Mark, labels: np.ndarray, classify) -> list:
     for start, end in spans:
         piece = piece_of(region, start, end)
         rows, cols = np.flatnonzero(piece.any(axis=1)), np.flatnonzero(piece.any(axis=0))
-        pieces.append(_CutMark(mark.x + start + int(cols[0]), mark.y + int(rows[0]), int(cols[-1] - cols[0] + 1),
-                               int(rows[-1] - rows[0] + 1), mark.labels, (mark.x + start, mark.x + end), piece_mask=None))
-        pieces[-1].piece_mask = piece[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        pieces.append(
+            _CutMark(
+                mark.x + start + int(cols[0]),
+                mark.y + int(rows[0]),
+                int(cols[-1] - cols[0] + 1),
+                int(rows[-1] - rows[0] + 1),
+                mark.labels,
+                (mark.x + start, mark.x + end),
+                piece_mask=None,
+            )
+        )
+        pieces[-1].piece_mask = piece[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     return pieces
 
 
@@ -606,7 +685,10 @@ def _enlarged_if_tiny(view: _View, labels, marks, small_text_ratio, classify, mi
     margin = tallest
     height, width = view.mask.shape
     x0, y0 = max(0, min(mark.x for mark in marks) - margin), max(0, min(mark.y for mark in marks) - margin)
-    x1, y1 = min(width, max(mark.right for mark in marks) + margin), min(height, max(mark.bottom for mark in marks) + margin)
+    x1, y1 = (
+        min(width, max(mark.right for mark in marks) + margin),
+        min(height, max(mark.bottom for mark in marks) + margin),
+    )
     region = view.contrast[y0:y1, x0:x1]
     big = cv2.resize(region, (int((x1 - x0) * factor), int((y1 - y0) * factor)), interpolation=cv2.INTER_CUBIC)
     mask = binarize(np.clip(big, 0, 1), min_contrast)
@@ -619,10 +701,15 @@ def _enlarged_if_tiny(view: _View, labels, marks, small_text_ratio, classify, mi
 
 def _box_to_original(mark: _Mark, to_original: np.ndarray, shape: tuple) -> tuple[int, int, int, int]:
     height, width = shape
-    corners = np.float64([[mark.x, mark.y, 1], [mark.right, mark.y, 1], [mark.right, mark.bottom, 1], [mark.x, mark.bottom, 1]])
+    corners = np.float64(
+        [[mark.x, mark.y, 1], [mark.right, mark.y, 1], [mark.right, mark.bottom, 1], [mark.x, mark.bottom, 1]]
+    )
     mapped = corners @ np.asarray(to_original, np.float64).T
     points = mapped[:, :2] / mapped[:, 2:3]
-    x0, y0 = int(np.clip(np.floor(points[:, 0].min()), 0, width - 1)), int(np.clip(np.floor(points[:, 1].min()), 0, height - 1))
+    x0, y0 = (
+        int(np.clip(np.floor(points[:, 0].min()), 0, width - 1)),
+        int(np.clip(np.floor(points[:, 1].min()), 0, height - 1)),
+    )
     x1, y1 = int(np.clip(np.ceil(points[:, 0].max()), 0, width)), int(np.clip(np.ceil(points[:, 1].max()), 0, height))
     return (x0, y0, max(1, x1 - x0), max(1, y1 - y0))
 
@@ -653,7 +740,9 @@ def _cuts(mask: np.ndarray, marks: list) -> np.ndarray:
     picture = _as_rgb(mask)
     for number, mark in enumerate(marks, start=1):
         cv2.rectangle(picture, (mark.x, mark.y), (mark.right - 1, mark.bottom - 1), (255, 140, 0), 2)
-        cv2.putText(picture, str(number), (mark.x, max(12, mark.y - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 140, 0), 1)
+        cv2.putText(
+            picture, str(number), (mark.x, max(12, mark.y - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 140, 0), 1
+        )
     return picture
 
 

@@ -60,8 +60,10 @@ def draw_sheets(entries: list, out_dir: Path, title: str, rows_per_page: int = R
     pages = page_count(len(entries), rows_per_page)
     written = []
     for page in range(pages):
-        chunk = entries[page * rows_per_page:(page + 1) * rows_per_page]
-        figure = _draw_page(plt, chunk, f"{title}   (page {page + 1} of {pages})" if pages > 1 else title, rows_per_page)
+        chunk = entries[page * rows_per_page : (page + 1) * rows_per_page]
+        figure = _draw_page(
+            plt, chunk, f"{title}   (page {page + 1} of {pages})" if pages > 1 else title, rows_per_page
+        )
         path = out_dir / f"sheet-{page + 1}.png"
         with atomic_path(path) as tmp:
             figure.savefig(tmp, dpi=100, facecolor="white")
@@ -78,10 +80,13 @@ def _draw_page(plt, entries: list, title: str, rows_per_page: int):
     row_height = 2.4
     rows = max(1, len(entries))
     figure = plt.figure(figsize=(14, 1.0 + row_height * rows))
-    figure.suptitle(title, x=0.01, y=1 - 0.15 / (1.0 + row_height * rows), ha="left", va="top", fontsize=13, fontweight="bold")
+    figure.suptitle(
+        title, x=0.01, y=1 - 0.15 / (1.0 + row_height * rows), ha="left", va="top", fontsize=13, fontweight="bold"
+    )
     top = 1 - 0.85 / (1.0 + row_height * rows)
-    grid = figure.add_gridspec(rows, 3, width_ratios=[3.2, 5.6, 4.4], left=0.01, right=0.99, bottom=0.01, top=top,
-                               hspace=0.35, wspace=0.06)
+    grid = figure.add_gridspec(
+        rows, 3, width_ratios=[3.2, 5.6, 4.4], left=0.01, right=0.99, bottom=0.01, top=top, hspace=0.35, wspace=0.06
+    )
     for index, entry in enumerate(entries):
         image_axis = figure.add_subplot(grid[index, 0])
         crops_axis = figure.add_subplot(grid[index, 1])
@@ -102,7 +107,16 @@ def _draw_original(axis, entry: SheetEntry) -> None:
     axis.set_anchor("W")
     axis.set_title(_shorten(entry.name, 42), fontsize=9, loc="left")
     if entry.thumbnail is None:
-        axis.text(0.5, 0.5, "not readable", ha="center", va="center", fontsize=10, color=WRONG_COLOUR, transform=axis.transAxes)
+        axis.text(
+            0.5,
+            0.5,
+            "not readable",
+            ha="center",
+            va="center",
+            fontsize=10,
+            color=WRONG_COLOUR,
+            transform=axis.transAxes,
+        )
         axis.set_facecolor("#f3f3f3")
         return
     axis.imshow(entry.thumbnail, cmap="gray", vmin=0, vmax=255, interpolation="antialiased")
@@ -117,14 +131,23 @@ def _draw_crops(axis, entry: SheetEntry) -> None:
     for spine in axis.spines.values():
         spine.set_visible(False)
     if entry.crops is None or len(entry.crops) == 0:
-        axis.text(0.02, 0.5, entry.note or "no digits", ha="left", va="center", fontsize=9, wrap=True, transform=axis.transAxes)
+        axis.text(
+            0.02,
+            0.5,
+            entry.note or "no digits",
+            ha="left",
+            va="center",
+            fontsize=9,
+            wrap=True,
+            transform=axis.transAxes,
+        )
         return
     axis.set_title("28x28 as the model saw them", fontsize=9, loc="left")
     gap = 4
     count = len(entry.crops)
     strip = np.full((28, count * 28 + (count - 1) * gap), 128, np.uint8)
     for index, crop in enumerate(entry.crops):
-        strip[:, index * (28 + gap):index * (28 + gap) + 28] = crop
+        strip[:, index * (28 + gap) : index * (28 + gap) + 28] = crop
     # Keep crops a readable size: one crop never takes more than a fifth of the axis.
     width = max(strip.shape[1], 5 * (28 + gap))
     axis.imshow(strip, cmap="gray", vmin=0, vmax=255, interpolation="nearest", extent=(0, strip.shape[1], 28, 0))
@@ -134,8 +157,15 @@ def _draw_crops(axis, entry: SheetEntry) -> None:
         for index, probabilities in enumerate(entry.probabilities):
             label = int(np.argmax(probabilities))
             doubt = probabilities[label] < entry.min_confidence
-            axis.text(index * (28 + gap) + 14, 34, f"{'?' if doubt else label} {probabilities[label]:.2f}", ha="center",
-                      va="center", fontsize=8, color=WRONG_COLOUR if doubt else "black")
+            axis.text(
+                index * (28 + gap) + 14,
+                34,
+                f"{'?' if doubt else label} {probabilities[label]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color=WRONG_COLOUR if doubt else "black",
+            )
 
 
 def _draw_text(axis, entry: SheetEntry) -> None:
@@ -151,7 +181,14 @@ def _draw_text(axis, entry: SheetEntry) -> None:
     if entry.probabilities is not None:
         for number, probabilities in enumerate(entry.probabilities[:6], start=1):
             top = np.argsort(probabilities)[::-1][:3]
-            lines.append((f"{number}: " + "   ".join(f"{label} {probabilities[label]:.2f}" for label in top), 9, "normal", "#222222"))
+            lines.append(
+                (
+                    f"{number}: " + "   ".join(f"{label} {probabilities[label]:.2f}" for label in top),
+                    9,
+                    "normal",
+                    "#222222",
+                )
+            )
         if len(entry.probabilities) > 6:
             lines.append((f"... {len(entry.probabilities) - 6} more digits in predictions.csv", 8, "normal", "#555555"))
     if entry.polarity:
@@ -160,8 +197,18 @@ def _draw_text(axis, entry: SheetEntry) -> None:
     height_points = max(1.0, axis.get_window_extent().height * 72.0 / axis.figure.dpi)
     y = 1.0
     for text, size, weight, line_colour in lines:
-        axis.text(0.0, y, text, fontsize=size, fontweight=weight, color=line_colour, va="top", ha="left",
-                  family="monospace" if text[:1].isdigit() else None, transform=axis.transAxes)
+        axis.text(
+            0.0,
+            y,
+            text,
+            fontsize=size,
+            fontweight=weight,
+            color=line_colour,
+            va="top",
+            ha="left",
+            family="monospace" if text[:1].isdigit() else None,
+            transform=axis.transAxes,
+        )
         y -= 1.45 * size / height_points
 
 
@@ -171,12 +218,15 @@ def _frame_row(figure, cell) -> None:
 
     x0, y0 = cell.x0 - 0.004, cell.y0 - 0.008
     x1, y1 = cell.x1 + 0.004, cell.y1 + 0.025
-    figure.add_artist(Rectangle((x0, y0), x1 - x0, y1 - y0, transform=figure.transFigure, fill=False,
-                                edgecolor=WRONG_COLOUR, linewidth=2.5))
+    figure.add_artist(
+        Rectangle(
+            (x0, y0), x1 - x0, y1 - y0, transform=figure.transFigure, fill=False, edgecolor=WRONG_COLOUR, linewidth=2.5
+        )
+    )
 
 
 def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def thumbnail(gray: np.ndarray, boxes: tuple, longest: int = 400) -> tuple[np.ndarray, tuple]:
@@ -186,7 +236,9 @@ def thumbnail(gray: np.ndarray, boxes: tuple, longest: int = 400) -> tuple[np.nd
     height, width = gray.shape[:2]
     scale = min(1.0, longest / max(height, width))
     if scale < 1.0:
-        gray = cv2.resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+        gray = cv2.resize(
+            gray, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA
+        )
     scaled = tuple((x * scale, y * scale, w * scale, h * scale) for x, y, w, h in boxes)
     return gray, scaled
 
@@ -205,12 +257,18 @@ def draw_debug_sheets(entries: list, out_dir: Path, title: str, rows_per_page: i
     pages = page_count(len(entries), rows_per_page)
     written = []
     for page in range(pages):
-        chunk = entries[page * rows_per_page:(page + 1) * rows_per_page]
+        chunk = entries[page * rows_per_page : (page + 1) * rows_per_page]
         columns = max([len(steps) for _, steps in chunk] + [1])
-        figure, axes = plt.subplots(max(1, len(chunk)), columns, figsize=(3.2 * columns, 0.6 + 2.6 * max(1, len(chunk))),
-                                    squeeze=False)
-        figure.suptitle(f"{title}   (page {page + 1} of {pages})" if pages > 1 else title, x=0.01, ha="left", fontsize=12,
-                        fontweight="bold")
+        figure, axes = plt.subplots(
+            max(1, len(chunk)), columns, figsize=(3.2 * columns, 0.6 + 2.6 * max(1, len(chunk))), squeeze=False
+        )
+        figure.suptitle(
+            f"{title}   (page {page + 1} of {pages})" if pages > 1 else title,
+            x=0.01,
+            ha="left",
+            fontsize=12,
+            fontweight="bold",
+        )
         for row, (name, steps) in enumerate(chunk):
             for column in range(columns):
                 axis = axes[row, column]
@@ -219,13 +277,22 @@ def draw_debug_sheets(entries: list, out_dir: Path, title: str, rows_per_page: i
                 if column < len(steps):
                     step_title, picture = steps[column]
                     axis.imshow(picture, interpolation="antialiased")
-                    axis.set_title(f"{_shorten(name, 28)}: {step_title}" if column == 0 else step_title, fontsize=9, loc="left")
+                    axis.set_title(
+                        f"{_shorten(name, 28)}: {step_title}" if column == 0 else step_title, fontsize=9, loc="left"
+                    )
                 else:
                     axis.axis("off")
             if not steps:
                 axes[row, 0].axis("on")
-                axes[row, 0].text(0.5, 0.5, f"{_shorten(name, 28)}: not read", ha="center", va="center", fontsize=9,
-                                  transform=axes[row, 0].transAxes)
+                axes[row, 0].text(
+                    0.5,
+                    0.5,
+                    f"{_shorten(name, 28)}: not read",
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    transform=axes[row, 0].transAxes,
+                )
         figure.tight_layout()
         path = out_dir / f"debug-{page + 1}.png"
         with atomic_path(path) as tmp:
