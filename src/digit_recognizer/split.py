@@ -12,8 +12,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from digit_recognizer.atomic import atomic_open
 from digit_recognizer.errors import UserError, quote
@@ -31,6 +29,8 @@ def folds_file(splits_dir: Path, num_folds: int, seed: int, fingerprint: str) ->
 
 def make_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """Fold id per row: 0 for the stratified validation part, -1 for training."""
+    from sklearn.model_selection import train_test_split
+
     if not 0 < fraction < 1:
         raise ValueError(f"holdout fraction must be between 0 and 1, got {fraction}")
     rows = np.arange(len(labels))
@@ -50,6 +50,8 @@ def make_folds(labels: np.ndarray, num_folds: int, seed: int) -> np.ndarray:
     if num_folds < 2:
         raise ValueError(f"number of folds must be at least 2, got {num_folds}")
     folds = np.empty(len(labels), dtype=np.int64)
+    from sklearn.model_selection import StratifiedKFold
+
     splitter = StratifiedKFold(n_splits=num_folds, shuffle=True, random_state=seed)
     try:
         for fold, (_, valid_rows) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
@@ -61,6 +63,8 @@ def make_folds(labels: np.ndarray, num_folds: int, seed: int) -> np.ndarray:
 
 def load_or_make(path: Path, labels: np.ndarray, make, fold_ids=None) -> np.ndarray:
     """Read the fold file if it matches these labels (and uses exactly ``fold_ids``); otherwise make it once and write it."""
+    import pandas as pd
+
     path = Path(path)
     if path.exists():
         try:
