@@ -49,6 +49,16 @@ def page_count(entries: int, rows_per_page: int = ROWS_PER_PAGE) -> int:
 
 def draw_sheets(entries: list, out_dir: Path, title: str, rows_per_page: int = ROWS_PER_PAGE) -> list[Path]:
     """Draw the entries on as many pages as needed; return the page files."""
+
+    def draw(plt, chunk, page, pages):
+        return _draw_page(plt, chunk, f"{title}   (page {page + 1} of {pages})" if pages > 1 else title, rows_per_page)
+
+    return _write_pages(entries, Path(out_dir), "sheet", rows_per_page, draw, dpi=100)
+
+
+def _write_pages(entries: list, out_dir: Path, prefix: str, rows_per_page: int, draw, dpi: int) -> list[Path]:
+    """``<prefix>-N.png`` pages of ``rows_per_page`` entries each, drawn by ``draw(plt, chunk, page, pages)`` and
+    written atomically; pages left from an earlier, longer run are removed. Return the page files."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -56,21 +66,17 @@ def draw_sheets(entries: list, out_dir: Path, title: str, rows_per_page: int = R
 
     if rows_per_page < 1:
         raise ValueError(f"rows_per_page must be at least 1, got {rows_per_page}")
-    out_dir = Path(out_dir)
     pages = page_count(len(entries), rows_per_page)
     written = []
     for page in range(pages):
-        chunk = entries[page * rows_per_page : (page + 1) * rows_per_page]
-        figure = _draw_page(
-            plt, chunk, f"{title}   (page {page + 1} of {pages})" if pages > 1 else title, rows_per_page
-        )
-        path = out_dir / f"sheet-{page + 1}.png"
+        figure = draw(plt, entries[page * rows_per_page : (page + 1) * rows_per_page], page, pages)
+        path = out_dir / f"{prefix}-{page + 1}.png"
         with atomic_path(path) as tmp:
-            figure.savefig(tmp, dpi=100, facecolor="white")
+            figure.savefig(tmp, dpi=dpi, facecolor="white")
         plt.close(figure)
         written.append(path)
-    for stale in out_dir.glob("sheet-*.png"):
-        suffix = stale.stem.removeprefix("sheet-")
+    for stale in out_dir.glob(f"{prefix}-*.png"):
+        suffix = stale.stem.removeprefix(f"{prefix}-")
         if suffix.isdigit() and int(suffix) > pages:
             stale.unlink(missing_ok=True)
     return written
@@ -246,18 +252,8 @@ def thumbnail(gray: np.ndarray, boxes: tuple, longest: int = 400) -> tuple[np.nd
 def draw_debug_sheets(entries: list, out_dir: Path, title: str, rows_per_page: int = ROWS_PER_PAGE) -> list[Path]:
     """Pages ``debug-N.png``: per image (``(name, ((step title, RGB image), ...))``) its intermediate masks side by
     side (page found, ink, lines removed in red, cuts), so a misreading can be traced to its step."""
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if rows_per_page < 1:
-        raise ValueError(f"rows_per_page must be at least 1, got {rows_per_page}")
-    out_dir = Path(out_dir)
-    pages = page_count(len(entries), rows_per_page)
-    written = []
-    for page in range(pages):
-        chunk = entries[page * rows_per_page : (page + 1) * rows_per_page]
+    def draw(plt, chunk, page, pages):
         columns = max([len(steps) for _, steps in chunk] + [1])
         figure, axes = plt.subplots(
             max(1, len(chunk)), columns, figsize=(3.2 * columns, 0.6 + 2.6 * max(1, len(chunk))), squeeze=False
@@ -293,14 +289,8 @@ def draw_debug_sheets(entries: list, out_dir: Path, title: str, rows_per_page: i
                     fontsize=9,
                     transform=axes[row, 0].transAxes,
                 )
-        figure.tight_layout()
-        path = out_dir / f"debug-{page + 1}.png"
-        with atomic_path(path) as tmp:
-            figure.savefig(tmp, dpi=80, facecolor="white")
-        plt.close(figure)
-        written.append(path)
-    for stale in out_dir.glob("debug-*.png"):
-        suffix = stale.stem.removeprefix("debug-")
-        if suffix.isdigit() and int(suffix) > pages:
-            stale.unlink(missing_ok=True)
-    return written
+        height = figure.get_size_inches()[1]
+        figure.tight_layout(rect=(0, 0, 1, 1 - 0.45 / height))  # room for the title above the first row
+        return figure
+
+    return _write_pages(entries, Path(out_dir), "debug", rows_per_page, draw, dpi=80)
