@@ -62,3 +62,16 @@ def test_fetch_without_credentials_says_how_to_set_them(tmp_path, fake_kaggle, k
     line = error_line(result)
     assert "no Kaggle credentials" in line and "kaggle.json" in line and "KAGGLE_USERNAME" in line
     assert fake_kaggle.log == [], "no request without credentials"
+
+
+def test_the_credentials_hint_names_kaggle_config_dir_when_set(tmp_path, fake_kaggle, kaggle_home, monkeypatch):
+    # the client looks for kaggle.json in $KAGGLE_CONFIG_DIR when it is set: the hint must name that folder
+    config_dir = tmp_path / "elsewhere"
+    config_dir.mkdir()
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(config_dir))
+    result = run_cli("fetch", root=tmp_path / "project")
+
+    assert result.returncode == 2
+    line = error_line(result)
+    assert "no Kaggle credentials" in line and f"kaggle.json in {config_dir}/" in line
+    assert fake_kaggle.log == [], "no request without credentials"

@@ -41,10 +41,15 @@ TIMEOUT_ENV = "DIGIT_RECOGNIZER_KAGGLE_TIMEOUT"
 DEFAULT_TIMEOUT = 60.0
 API_SETTINGS_URL = "https://www.kaggle.com/settings/api"
 
-NO_CREDENTIALS = (
-    "no Kaggle credentials: put kaggle.json in ~/.kaggle/ or set KAGGLE_USERNAME and KAGGLE_KEY "
-    f"(or KAGGLE_API_TOKEN); create a token at {API_SETTINGS_URL}"
-)
+
+def no_credentials_message() -> str:
+    """What to do without credentials, naming the folder the client really looks in (KAGGLE_CONFIG_DIR when set)."""
+    return (
+        f"no Kaggle credentials: put kaggle.json in {_config_dir()}/ or set KAGGLE_USERNAME and KAGGLE_KEY "
+        f"(or KAGGLE_API_TOKEN); create a token at {API_SETTINGS_URL}"
+    )
+
+
 BAD_CREDENTIALS = (
     "Kaggle rejected the credentials (HTTP 401): create a new API token at "
     f"{API_SETTINGS_URL} and update ~/.kaggle/kaggle.json, KAGGLE_USERNAME/KAGGLE_KEY or KAGGLE_API_TOKEN"
@@ -248,7 +253,7 @@ def client():
     if _API is not None:
         return _API
     if not has_credentials():
-        raise UserError(NO_CREDENTIALS)
+        raise UserError(no_credentials_message())
     for warning in credential_file_warnings():
         print(f"warning: {warning}", file=sys.stderr)
     KaggleApi, endpoint = _import_client()
@@ -272,7 +277,7 @@ def client():
             api.authenticate()
     except SystemExit:
         token = _access_token()
-        raise UserError(TOKEN_REJECTED if token else NO_CREDENTIALS) from None
+        raise UserError(TOKEN_REJECTED if token else no_credentials_message()) from None
     except Exception as error:  # the token check calls the network
         raise translate(error, "cannot check the API token with Kaggle") from None
     _API = api
@@ -368,7 +373,7 @@ def translate(error: BaseException, action: str, subject: Subject | None = None)
     if isinstance(error, UserError):
         return error
     if isinstance(error, SystemExit):
-        return UserError(NO_CREDENTIALS)
+        return UserError(no_credentials_message())
     if isinstance(error, requests.HTTPError):
         response = error.response
         status = response.status_code if response is not None else None
