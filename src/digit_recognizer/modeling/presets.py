@@ -22,12 +22,6 @@ class Preset:
         given = {key: value for key, value in overrides.items() if value is not None}
         return ExperimentConfig(name=name, preset=self.name, **{**self.overrides, **given})
 
-    def value(self, option: str):
-        """The preset's value of one hyperparameter (its override, else the config's default)."""
-        if option in self.overrides:
-            return self.overrides[option]
-        return next(item.default for item in ExperimentConfig.options() if item.name == option)
-
 
 PRESETS: dict[str, Preset] = {
     preset.name: preset
