@@ -35,10 +35,9 @@ def build_app(
     cache: reading.ModelCache | None = None,
 ) -> gr.Blocks:
     """The page for the project at ``paths``; reads with ``experiment`` (default: the best on the leaderboard)."""
-    from digit_recognizer.photos.pipeline import choose_experiment
+    from digit_recognizer.photos.pipeline import check_min_confidence, choose_experiment
 
-    if not 0.0 <= min_confidence <= 1.0:
-        raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
+    check_min_confidence(min_confidence)
     chosen, why = choose_experiment(paths, experiment)
     choices = reading.experiment_choices(paths)
     if chosen not in choices:

@@ -10,6 +10,7 @@ import argparse
 
 from digit_recognizer.app import DEFAULT_HOST, DEFAULT_PORT, check_address
 from digit_recognizer.cli import say
+from digit_recognizer.cli.images import check_min_confidence_option
 from digit_recognizer.errors import UserError
 from digit_recognizer.photos.pipeline import DEFAULT_MIN_CONFIDENCE
 
@@ -66,8 +67,7 @@ def cmd_app(args) -> int:
 
     paths = Paths.discover(args.root)
     load_competition(paths.root)
-    if not 0.0 <= args.min_confidence <= 1.0:
-        raise UserError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
+    check_min_confidence_option(args.min_confidence)
     check_address(args.host, args.port)
     experiment, why = choose_experiment(paths, args.experiment)
     say(f"starting the app with experiment {experiment} ({why}): loading Gradio and the model...")

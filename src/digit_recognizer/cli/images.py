@@ -87,14 +87,19 @@ def register(subparsers) -> None:
     parser.set_defaults(func=cmd_images)
 
 
+def check_min_confidence_option(value: float) -> None:
+    """--min-confidence of `images` and `app`: a probability, or one error line."""
+    if not 0.0 <= value <= 1.0:
+        raise UserError(f"--min-confidence must be between 0 and 1, got {value}")
+
+
 def cmd_images(args) -> int:
     from digit_recognizer.config import Paths, load_competition
     from digit_recognizer.photos.pipeline import check_out_dir, choose_experiment, default_out_dir, read_images
 
     paths = Paths.discover(args.root)
     load_competition(paths.root)
-    if not 0.0 <= args.min_confidence <= 1.0:
-        raise UserError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
+    check_min_confidence_option(args.min_confidence)
     if args.out is not None:
         check_out_dir(args.out)
     experiment, why = choose_experiment(paths, args.experiment)

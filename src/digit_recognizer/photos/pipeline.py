@@ -138,12 +138,18 @@ def read_array(image: np.ndarray, models: list, min_confidence: float = DEFAULT_
     return read_with(image, classifier(models), min_confidence)[0]
 
 
+def check_min_confidence(min_confidence: float) -> float:
+    """The `?` rule's threshold: a probability in [0, 1] (ValueError otherwise)."""
+    if not 0.0 <= min_confidence <= 1.0:
+        raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
+    return min_confidence
+
+
 def read_with(image: np.ndarray, classify, min_confidence: float = DEFAULT_MIN_CONFIDENCE, debug: bool = False):
     """The per-image step of :func:`read_array` and :func:`read_images`: ``(Reading, Segmentation)``."""
     from digit_recognizer.photos.segment import segment_image
 
-    if not 0.0 <= min_confidence <= 1.0:
-        raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
+    check_min_confidence(min_confidence)
     image = _check_image_array(image)
     if image.ndim == 3 and image.shape[2] == 4:
         image = image[..., :3]
@@ -356,8 +362,7 @@ def read_number(probabilities, min_confidence: float) -> tuple[str, float]:
     """
     import numpy as np
 
-    if not 0.0 <= min_confidence <= 1.0:
-        raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
+    check_min_confidence(min_confidence)
     probabilities = np.asarray(probabilities)
     labels = probabilities.argmax(axis=1)
     tops = probabilities.max(axis=1)

@@ -252,20 +252,10 @@ def split_touching(mark: _Mark, labels: np.ndarray, max_aspect: float = 1.5) -> 
     pieces = []
     for start, end in ((0, cut), (cut, mark.width)):
         piece = region[:, start:end]
-        rows = np.flatnonzero(piece.any(axis=1))
-        cols = np.flatnonzero(piece.any(axis=0))
+        rows, cols = _ink_extent(piece)
         if rows.size == 0 or rows[-1] - rows[0] + 1 < 0.65 * mark.height:
             return [mark]
-        pieces.append(
-            _SplitMark(
-                mark.x + start + int(cols[0]),
-                mark.y + int(rows[0]),
-                int(cols[-1] - cols[0] + 1),
-                int(rows[-1] - rows[0] + 1),
-                mark.labels,
-                (mark.x + start, mark.x + end),
-            )
-        )
+        pieces.append(_SplitMark(*_piece_box(mark, start, rows, cols), mark.labels, (mark.x + start, mark.x + end)))
     return [part for piece in pieces for part in split_touching(piece, labels, max_aspect)]
 
 
@@ -326,9 +316,23 @@ def normalize_stroke(mask: np.ndarray, target_ratio: float = MNIST_STROKE_RATIO)
     return _tight(binary)
 
 
+def _ink_extent(binary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows and the columns of ``binary`` that hold ink."""
+    return np.flatnonzero(binary.any(axis=1)), np.flatnonzero(binary.any(axis=0))
+
+
+def _piece_box(mark: _Mark, start: int, rows: np.ndarray, cols: np.ndarray) -> tuple[int, int, int, int]:
+    """(x, y, width, height) of a piece cut from ``mark`` at column ``start``, tight around its ink ``rows``/``cols``."""
+    return (
+        mark.x + start + int(cols[0]),
+        mark.y + int(rows[0]),
+        int(cols[-1] - cols[0] + 1),
+        int(rows[-1] - rows[0] + 1),
+    )
+
+
 def _tight(binary: np.ndarray) -> np.ndarray:
-    rows = np.flatnonzero(binary.any(axis=1))
-    cols = np.flatnonzero(binary.any(axis=0))
+    rows, cols = _ink_extent(binary)
     if rows.size == 0:
         return binary
     return binary[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
@@ -615,19 +619,15 @@ def _split_mark(mark: _Mark, labels: np.ndarray, classify) -> list:
     pieces = []
     for start, end in spans:
         piece = piece_of(region, start, end)
-        rows, cols = np.flatnonzero(piece.any(axis=1)), np.flatnonzero(piece.any(axis=0))
+        rows, cols = _ink_extent(piece)
         pieces.append(
             _CutMark(
-                mark.x + start + int(cols[0]),
-                mark.y + int(rows[0]),
-                int(cols[-1] - cols[0] + 1),
-                int(rows[-1] - rows[0] + 1),
+                *_piece_box(mark, start, rows, cols),
                 mark.labels,
                 (mark.x + start, mark.x + end),
-                piece_mask=None,
+                piece_mask=piece[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1],
             )
         )
-        pieces[-1].piece_mask = piece[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     return pieces
 
 
