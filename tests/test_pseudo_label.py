@@ -94,3 +94,26 @@ def test_pseudo_labels_come_from_the_fold_model_and_no_answer_key_is_read(projec
 def test_bad_pseudo_label_and_elastic_values_are_refused(values, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         ExperimentConfig(name="x", **values)
+
+
+@pytest.mark.parametrize("smoothing", [0.05, 0.1, 0.2])
+@pytest.mark.parametrize("classes", [3, 10])
+def test_unsmoothed_undoes_label_smoothing(smoothing, classes):
+    from digit_recognizer.modeling.train import unsmoothed
+
+    rng = np.random.default_rng(0)
+    certain = rng.dirichlet(np.ones(classes), size=20)
+    smoothed = (1 - smoothing) * certain + smoothing / classes  # what a smoothed model outputs for these
+    assert smoothed.max() <= 1 - smoothing + smoothing / classes  # so a 0.995 threshold could never be reached
+    back = unsmoothed(smoothed, smoothing)
+    np.testing.assert_allclose(back, certain, atol=1e-12)
+    assert np.all((back >= 0) & (back <= 1))
+    top = unsmoothed(np.eye(classes)[:1] * (1 - smoothing) + smoothing / classes, smoothing)
+    assert top.max() == pytest.approx(1.0)  # a fully sure smoothed model passes any threshold
+
+
+def test_unsmoothed_is_the_identity_without_smoothing():
+    from digit_recognizer.modeling.train import unsmoothed
+
+    probabilities = np.array([[0.2, 0.8], [0.999, 0.001]])
+    assert unsmoothed(probabilities, 0.0) is probabilities

@@ -268,8 +268,8 @@ class ExperimentConfig:
     pseudo_label: float = field(
         default=0.0,
         metadata=_option(
-            "a second round: each fold's model labels the test images it is sure of (probability >= P) and trains again "
-            "with them (0 = off)",
+            "a second round: each fold's model labels the test images it is sure of (probability >= P, measured with "
+            "the label smoothing undone) and trains again with them (0 = off)",
             metavar="P",
         ),
     )

@@ -460,11 +460,27 @@ def train_round(
     return oof_probabilities, accuracies
 
 
+def unsmoothed(probabilities: np.ndarray, label_smoothing: float) -> np.ndarray:
+    """A label-smoothed model's probabilities on the scale of an unsmoothed one.
+
+    Trained towards ``(1 - s) * onehot + s / K``, a model's top probability cannot pass ``1 - s + s / K`` (0.91 with
+    s = 0.1), so a threshold like 0.995 would select nothing. Inverting the smoothing gives back the probability
+    the threshold is meant for."""
+    if not label_smoothing:
+        return probabilities
+    classes = probabilities.shape[-1]
+    return np.clip((probabilities - label_smoothing / classes) / (1 - label_smoothing), 0.0, 1.0)
+
+
+PSEUDO_RULE = "unsmoothed-v1"  # how the confidence of a saved pseudo-label file was measured
+
+
 def pseudo_labels(
-    config: ExperimentConfig, competition: Competition, experiment: Experiment, fold: int, test
+    config: ExperimentConfig, competition: Competition, experiment: Experiment, fold: int, test, log=print
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Test images the first-round model of ``fold`` is sure of (top probability >= ``config.pseudo_label``), labelled
-    with that model's own predictions; saved to (and, on a resume, read from) the experiment's pseudo-label file.
+    """Test images the first-round model of ``fold`` is sure of (top probability >= ``config.pseudo_label``, with the
+    label smoothing undone: :func:`unsmoothed`), labelled with that model's own predictions; saved to (and, on a
+    resume, read from) the experiment's pseudo-label file.
 
     Only that fold's model labels them: it never saw the fold's rows, so the second round's validation on the fold
     stays honest. No label from outside train.csv is read: test.csv has none, and the answer key of the offline
@@ -474,18 +490,25 @@ def pseudo_labels(
     path = experiment.pseudo_file(fold)
     if path.exists():
         with np.load(path, allow_pickle=False) as saved:
-            if str(saved["test_fingerprint"]) == test.fingerprint:
+            if str(saved["test_fingerprint"]) == test.fingerprint and str(saved.get("rule", "")) == PSEUDO_RULE:
                 return test.images[saved["test_rows"]], saved["labels"]
     model = load_model_file(experiment.member_file(fold))
-    probabilities = predict_probabilities(model, test.images)
+    probabilities = unsmoothed(predict_probabilities(model, test.images), config.label_smoothing)
     keep = np.flatnonzero(probabilities.max(axis=1) >= config.pseudo_label)
     labels = probabilities[keep].argmax(axis=1).astype(np.int64)
+    if not len(keep):
+        log(
+            f"warning: fold {fold + 1}'s model is sure (probability >= {config.pseudo_label:g}) of none of the "
+            f"{len(test.images)} test images: its second round learns from train.csv alone; a lower --pseudo-label "
+            "gives it pseudo-labels"
+        )
     write_npz(
         path,
         test_rows=keep,
         labels=labels,
         confidence=probabilities[keep].max(axis=1),
         test_fingerprint=np.array(test.fingerprint),
+        rule=np.array(PSEUDO_RULE),
     )
     return test.images[keep], labels
 
@@ -544,7 +567,7 @@ def train_experiment(
             labels,
             rows,
             folds,
-            extra=lambda fold: pseudo_labels(config, competition, experiment, fold, test),
+            extra=lambda fold: pseudo_labels(config, competition, experiment, fold, test, log=log),
             **common,
         )
     write_npz(
