@@ -285,8 +285,36 @@ def detect_polarity(gray: np.ndarray) -> str:
     # clearly stronger to win (a blank page keeps its natural reading). The background is the brightest part
     # of the wide median (a page half in shadow is still light paper; chalk is too thin to be background).
     if np.percentile(backgrounds[0], 90) >= 128:
-        return LIGHT_ON_DARK if lighter > 2.0 * darker and not clearly_dark else DARK_ON_LIGHT
+        if lighter <= 2.0 * darker or clearly_dark:
+            return DARK_ON_LIGHT
+        # Light paper whose shadow's edge looks like light ink to both medians: strokes are narrow ridges
+        # with background on both sides, and a step is not one; clearly more dark ridges than light is dark ink.
+        ridge_darker, ridge_lighter = _ridges(gray.astype(np.uint8))
+        return DARK_ON_LIGHT if ridge_darker > 2.0 * ridge_lighter else LIGHT_ON_DARK
     return DARK_ON_LIGHT if darker > 2.0 * lighter or clearly_dark else LIGHT_ON_DARK
+
+
+def _ridges(gray: np.ndarray, side: int = 320, fraction: float = 0.05) -> tuple[float, float]:
+    """How much narrow dark and narrow light ridge an image has: ``(dark, light)``, the relative black-hat and
+    top-hat over discs ``fraction`` of the shorter side (at ``side`` pixels), beyond the noise, summed.
+
+    A closing erases dark ridges narrower than its disc and an opening light ones, and both leave a straight
+    step as it is: ink strokes count, a hard shadow's edge does not.
+    """
+    import cv2
+
+    small, _ = resize_longer_side(gray, side)
+    size = _odd(fraction * min(small.shape), minimum=3)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    padded = cv2.copyMakeBorder(small, size, size, size, size, cv2.BORDER_REPLICATE)
+    closed = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, kernel)[size:-size, size:-size].astype(np.float32)
+    opened = cv2.morphologyEx(padded, cv2.MORPH_OPEN, kernel)[size:-size, size:-size].astype(np.float32)
+    pixels = small.astype(np.float32)
+    dark = (closed - pixels) / np.maximum(closed, DARKEST_PAPER)
+    light = (pixels - opened) / np.maximum(closed, DARKEST_PAPER)
+    noise = 1.4826 * sum(float(np.median(np.abs(values - np.median(values)))) for values in (dark, light))
+    margin = max(3.0 * noise, 0.03)
+    return float(np.clip(dark - margin, 0, None).sum()), float(np.clip(light - margin, 0, None).sum())
 
 
 def paper_brightness(image: np.ndarray) -> np.ndarray:
