@@ -46,6 +46,7 @@ PAPER_KERNEL_FRACTION = 0.35  # the paper's brightness is estimated over windows
 NEAR_PAPER_FRACTION = (
     0.15  # ...and, to follow hard shadow edges, also over discs this fraction across at full resolution
 )
+SHADOW_STEP = 0.2  # the paper's brightness changing by this fraction within a few pixels is a hard shadow's edge
 DARKEST_PAPER = 24.0  # grey level below which a background is too dark to hold visible dark ink
 MIN_COLOUR_DISTANCE = 12.0  # Lab a*b* distance from the paper's colour under which a colour difference is noise
 PAGE_MIN_AREA = 0.08  # a page (a sticky note) covers at least this fraction of the photo...
@@ -430,6 +431,36 @@ def ink_contrast(
     return contrast
 
 
+def shadow_edges(gray: np.ndarray, polarity: str = DARK_ON_LIGHT) -> np.ndarray:
+    """Where a hard shadow's edge runs (boolean, the image's size): the paper's brightness near each pixel
+    (:func:`near_paper_brightness`, strokes erased) changes by more than :data:`SHADOW_STEP` of itself across a
+    small disc (2.5% of the shorter side), widened by that disc. A stroke is no such step: the paper on its two
+    sides is alike."""
+    import cv2
+
+    image = gray.astype(np.uint8)
+    if polarity == LIGHT_ON_DARK:
+        image = 255 - image
+    near = near_paper_brightness(image)
+    size = _odd(0.025 * min(image.shape[:2]), minimum=3)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    high, low = cv2.dilate(near, kernel), cv2.erode(near, kernel)
+    steps = ((high - low) > SHADOW_STEP * np.maximum(high, DARKEST_PAPER)).astype(np.uint8)
+    return cv2.dilate(steps, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * size + 1, 2 * size + 1))) > 0
+
+
+def bridge_shadow_edges(mask: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Strokes broken where they cross a shadow's edge joined again: a closing over small discs (3% of the
+    shorter side) of the ink mask (uint8 0/255), kept only on the ``edges`` (:func:`shadow_edges`)."""
+    import cv2
+
+    if not edges.any():
+        return mask
+    size = _odd(0.03 * min(mask.shape[:2]), minimum=3)
+    closed = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+    return np.where(edges, closed, mask).astype(np.uint8)
+
+
 def colour_contrast(rgb: np.ndarray) -> np.ndarray:
     """How far each pixel's colour (Lab a*, b*) is from the local paper's colour, in [0, 1].
 
@@ -453,9 +484,13 @@ def colour_contrast(rgb: np.ndarray) -> np.ndarray:
     return np.clip((distance - MIN_COLOUR_DISTANCE) / 60.0, 0.0, 1.0)
 
 
-def binarize(contrast: np.ndarray, min_contrast: float = MIN_INK_CONTRAST) -> np.ndarray:
+def binarize(
+    contrast: np.ndarray, min_contrast: float = MIN_INK_CONTRAST, edges: np.ndarray | None = None
+) -> np.ndarray:
     """Ink mask (uint8 0/255): denoise, then Otsu's threshold, never below ``min_contrast``; fainter pixels
-    (down to :data:`HYSTERESIS` of the threshold, above the paper's noise) joined to ink are ink too."""
+    (down to :data:`HYSTERESIS` of the threshold, above the paper's noise) joined to ink are ink too, except on
+    ``edges`` (a boolean mask, :func:`shadow_edges`): there only clear ink counts, so the faint false ink a
+    shadow's edge leaves along itself (its blur, JPEG's ringing) is not joined to a stroke that crosses it."""
     import cv2
 
     if not 0 < min_contrast < 1:
@@ -467,7 +502,10 @@ def binarize(contrast: np.ndarray, min_contrast: float = MIN_INK_CONTRAST) -> np
     threshold = max(float(otsu), min_contrast * 255.0, ceiling)
     # Hysteresis: fainter ink (a pencil stroke fading into a shadow, a stroke's thin joint) counts when it is
     # joined to clear ink and still stands out from the paper's noise.
-    faint = (levels > max(HYSTERESIS * threshold, ceiling)).astype(np.uint8)
+    faint = levels > max(HYSTERESIS * threshold, ceiling)
+    if edges is not None:
+        faint &= ~edges | (levels > threshold)
+    faint = faint.astype(np.uint8)
     count, labels = cv2.connectedComponents(faint, connectivity=8)
     joined = np.zeros(count, bool)
     joined[np.unique(labels[levels > threshold])] = True

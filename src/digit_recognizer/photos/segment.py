@@ -538,12 +538,13 @@ def segment_image(
             original_shape,
             tuple(steps),
         )
-    ink = binarize(contrast, min_contrast)
+    edges = preprocess.shadow_edges(gray, polarity)
+    ink = preprocess.bridge_shadow_edges(binarize(contrast, min_contrast, edges), edges)
     ruled = remove_ruled_lines(ink)
     form = preprocess.find_form_boxes(ruled)
     clean = preprocess.remove_lines(ruled, form.lines) if form.boxes else ruled
     if debug:
-        steps.append(("ink", _as_rgb(ink)))
+        steps.append(("ink", _with_edges(ink, edges)))
         steps.append(("lines removed", _removed(ink, clean)))
     view = _View(clean, to_original, contrast)
     if form.boxes:
@@ -717,6 +718,13 @@ def _box_to_original(mark: _Mark, to_original: np.ndarray, shape: tuple) -> tupl
 # ---------------------------------------------------------------- debug pictures
 def _as_rgb(mask: np.ndarray) -> np.ndarray:
     return np.repeat((mask > 0).astype(np.uint8)[..., None] * 255, 3, axis=2)
+
+
+def _with_edges(mask: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The ink in white, the band along a hard shadow's edge (:func:`.preprocess.shadow_edges`) in dark blue."""
+    picture = _as_rgb(mask)
+    picture[edges & (mask == 0)] = (30, 50, 140)
+    return picture
 
 
 def _outlined(image: np.ndarray, corners: np.ndarray) -> np.ndarray:
