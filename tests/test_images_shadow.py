@@ -116,3 +116,51 @@ def test_faint_ink_along_a_shadow_edge_is_not_joined_to_a_stroke_crossing_it():
     mask = binarize(contrast, edges=edges)
     assert not (mask[100, :130] > 0).any() and not (mask[100, 170:] > 0).any()
     assert (mask[20:180, 150] > 0).all()
+
+
+# ---------------------------------------------------------------- tiny numbers
+def tiny_number_photo(text="385", height=20, shape=(480, 640), angle=0.0, quality=30, pen=2, origin=(300, 250)):
+    """A gray photo: a number ``height`` pixels tall (turned by ``angle`` degrees about its start), JPEG at ``quality``."""
+    from test_images import glyph_mask, paper
+
+    coverage = np.zeros(shape, np.float32)
+    for index, digit in enumerate(text):  # spaced like handwriting, not touching as printed digits do
+        position = (origin[0] + int(index * 0.85 * height), origin[1])
+        coverage = np.maximum(coverage, glyph_mask(shape, digit, position, height, pen))
+    if angle:
+        rotation = cv2.getRotationMatrix2D(origin, angle, 1.0)
+        coverage = cv2.warpAffine(coverage, rotation, (shape[1], shape[0]))
+    page = cv2.GaussianBlur(paper(*shape, gradient=0.3) * (1 - 0.8 * coverage), (0, 0), 0.7)
+    image = np.clip(page + np.random.default_rng(0).normal(0, 3, shape), 0, 255).astype(np.uint8)
+    _, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE), coverage > 0.5
+
+
+def enlargement(segmentation, coverage) -> float:
+    """How much taller the ink is in the debug picture of the cuts than in the photo."""
+    cuts = dict(segmentation.debug)["cuts"]
+    ink_rows = np.flatnonzero((cuts == 255).all(axis=-1).any(axis=1))  # the ink is white, the boxes orange
+    return (np.ptp(ink_rows) + 1) / (np.ptp(np.flatnonzero(coverage.any(axis=1))) + 1)
+
+
+@pytest.mark.parametrize("shape", [(480, 640), (1200, 1600)])
+def test_a_20_pixel_number_is_found_in_a_large_photo(shape):
+    from digit_recognizer.photos.segment import segment_image
+
+    origin = (shape[1] // 2 - 30, shape[0] // 2 + 10)
+    photo, coverage = tiny_number_photo("385", height=20 * shape[0] // 480, shape=shape, origin=origin)
+    segmentation = segment_image(photo, debug=True)
+    assert len(segmentation) == 3
+    rows, cols = np.nonzero(coverage)
+    for x, y, w, h in segmentation.boxes:
+        assert cols.min() - 3 <= x + w / 2 <= cols.max() + 3 and rows.min() - 3 <= y + h / 2 <= rows.max() + 3
+    assert enlargement(segmentation, coverage) > 2, "the digits were cut again from their region, enlarged"
+
+
+def test_a_tiny_number_written_at_a_slant_is_cut_enlarged_too():
+    from digit_recognizer.photos.segment import segment_image
+
+    photo, coverage = tiny_number_photo("385", angle=8.0)
+    segmentation = segment_image(photo, debug=True)
+    assert len(segmentation) == 3
+    assert enlargement(segmentation, coverage) > 2, "turned upright, the number is still cut again enlarged"

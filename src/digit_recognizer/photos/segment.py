@@ -482,6 +482,7 @@ def split_by_recognition(region: np.ndarray, classify) -> list[tuple[int, int]]:
 
 # ---------------------------------------------------------------- the pipeline
 TINY_HEIGHT = 40  # digits shorter than this (working pixels) are cut again from their region upsampled
+TINY_EDGE_LEVEL = 0.5  # ...thresholded at this fraction of their ink's strength
 DESKEW_MIN_DEGREES = 2.0  # a number's baseline tilted by more than this is turned upright
 
 
@@ -666,7 +667,12 @@ def _upright(view: _View, labels, marks, small_text_ratio, classify):
     mask = cv2.warpAffine(view.mask, rotation, size, flags=cv2.INTER_LINEAR, borderValue=0)
     mask = np.where(mask > 127, 255, 0).astype(np.uint8)
     to_view = np.vstack([rotation, [0, 0, 1]])
-    rotated = _View(mask, view.to_original @ np.linalg.inv(to_view), None)
+    contrast = (
+        None
+        if view.contrast is None
+        else cv2.warpAffine(view.contrast, rotation, size, flags=cv2.INTER_LINEAR, borderValue=0)
+    )  # turned too, so that a tiny number written at a slant can still be cut again enlarged
+    rotated = _View(mask, view.to_original @ np.linalg.inv(to_view), contrast)
     new_labels, new_marks = find_digit_marks(mask, small_text_ratio, split=classify is None)
     if not new_marks:
         return view, labels, marks
@@ -693,6 +699,11 @@ def _enlarged_if_tiny(view: _View, labels, marks, small_text_ratio, classify, mi
     region = view.contrast[y0:y1, x0:x1]
     big = cv2.resize(region, (int((x1 - x0) * factor), int((y1 - y0) * factor)), interpolation=cv2.INTER_CUBIC)
     mask = binarize(np.clip(big, 0, 1), min_contrast)
+    if mask.any():
+        # Upsampled, a blurred stroke's faint flanks pass Otsu's threshold and make it bold (a 5's joint, a 9's
+        # loop close up); its ink is cut again at half its own strength, where its true edge lies.
+        strength = float(np.percentile(big[mask > 0], 90))
+        mask = binarize(np.clip(big, 0, 1), min(max(TINY_EDGE_LEVEL * strength, min_contrast), 0.9))
     new_labels, new_marks = find_digit_marks(mask, small_text_ratio, split=classify is None)
     if not new_marks:
         return view, labels, marks
