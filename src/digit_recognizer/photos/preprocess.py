@@ -513,6 +513,17 @@ def binarize(
     return np.where(joined[labels], 255, 0).astype(np.uint8)
 
 
+def faint_ink(contrast: np.ndarray, min_contrast: float = MIN_INK_CONTRAST) -> np.ndarray:
+    """Everything that stands out from the paper's noise, down to half ``min_contrast`` (uint8 0/255), joined to
+    clear ink or not: where a form's thin, light printed frame is whole, though the ink mask (:func:`binarize`,
+    whose threshold is set by the dark handwriting) keeps only pieces of it."""
+    import cv2
+
+    smooth = cv2.GaussianBlur(contrast.astype(np.float32), (0, 0), 1.0)
+    level = max(_paper_ceiling(smooth), 0.5 * min_contrast)
+    return np.where(smooth > level, 255, 0).astype(np.uint8)
+
+
 def _paper_ceiling(contrast: np.ndarray, margin: float = NOISE_MARGIN) -> float:
     """The contrast that paper texture and sensor noise stay under: median + ``margin`` robust deviations.
 
@@ -729,7 +740,7 @@ def find_form_boxes(mask: np.ndarray, min_boxes: int = 2) -> FormBoxes:
     boxes = []
     for top in segments:
         for bottom in segments:
-            row = _box_row(binary, top, bottom, thin, min_span=max(20, int(1.2 * length)))
+            row = _box_row(binary, top, bottom, thin, min_span=max(20, int(1.2 * length)), horizontal=horizontal)
             if row:
                 boxes.extend(row[0])
                 lines |= row[1]
@@ -751,8 +762,14 @@ def _distinct(boxes: list) -> list:
     return kept
 
 
-def _box_row(binary: np.ndarray, top: tuple, bottom: tuple, thin: int, min_span: int = 20):
-    """The boxes between a top and a bottom horizontal line, and the frame's pixels; None if they frame nothing."""
+def _box_row(
+    binary: np.ndarray, top: tuple, bottom: tuple, thin: int, min_span: int = 20, horizontal: np.ndarray | None = None
+):
+    """The boxes between a top and a bottom horizontal line, and the frame's pixels; None if they frame nothing.
+
+    A horizontal line's pixels are those of the straight band it runs in (:func:`_line_band`, from its long
+    horizontal runs in ``horizontal``): a digit's stroke lying along it from inside the box (a 7's bar, a 0's
+    top) stays, where its part beyond the line's own thickness would otherwise go with the line."""
     x0, x1 = max(top[0], bottom[0]), min(top[0] + top[2], bottom[0] + bottom[2])
     upper, lower = top[1], bottom[1] + bottom[3]
     span = bottom[1] - (top[1] + top[3])
@@ -781,13 +798,40 @@ def _box_row(binary: np.ndarray, top: tuple, bottom: tuple, thin: int, min_span:
     frame_left, frame_right = boxes[0][0] - thin - 2, boxes[-1][0] + boxes[-1][2] + thin + 2
     for segment in (top, bottom):
         x, y, w, h = segment
-        lines[y : y + h, max(x, frame_left) : min(x + w, frame_right)] = binary[
-            y : y + h, max(x, frame_left) : min(x + w, frame_right)
-        ]
+        left, right = max(x, frame_left), min(x + w, frame_right)
+        band = np.ones((h, right - left), bool)
+        if horizontal is not None and right > left:
+            band = _line_band(horizontal[y : y + h, left:right] > 0)
+        lines[y : y + h, left:right] = np.where(band, binary[y : y + h, left:right], 0)
     for start, end in verticals:
         if frame_left <= start <= frame_right:
             lines[upper:lower, start : end + 1] = binary[upper:lower, start : end + 1]
     return boxes, lines
+
+
+def _line_band(runs: np.ndarray) -> np.ndarray:
+    """The straight band a thin horizontal line runs in (boolean, ``runs``' shape), from ``runs``: its long
+    horizontal runs of ink, which include any stroke lying along the line. The line's centre in each column is
+    fitted by a straight line through the columns' middles (twice: the second time without the columns where a
+    stroke thickens it), its thickness is the median column's; the band is that, a pixel wider each side."""
+    height, width = runs.shape
+    counts = runs.sum(axis=0)
+    columns = np.flatnonzero(counts > 0)
+    if columns.size < 2:
+        return runs
+    rows = np.arange(height)[:, None]
+    middles = (runs * rows).sum(axis=0)[columns] / counts[columns]
+    thickness = float(np.median(counts[columns]))
+    usual = counts[columns] <= thickness + 1
+    if usual.sum() < 2:
+        return runs
+    slope, offset = np.polyfit(columns[usual], middles[usual], 1)
+    fitted = slope * columns + offset
+    close = usual & (np.abs(middles - fitted) <= 1.0)
+    if close.sum() >= 2:
+        slope, offset = np.polyfit(columns[close], middles[close], 1)
+    centre = slope * np.arange(width) + offset
+    return np.abs(rows - centre[None, :]) <= thickness / 2 + 1
 
 
 def remove_lines(mask: np.ndarray, lines: np.ndarray) -> np.ndarray:

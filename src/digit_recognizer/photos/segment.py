@@ -542,7 +542,13 @@ def segment_image(
     edges = preprocess.shadow_edges(gray, polarity)
     ink = preprocess.bridge_shadow_edges(binarize(contrast, min_contrast, edges), edges)
     ruled = remove_ruled_lines(ink)
-    form = preprocess.find_form_boxes(ruled)
+    # A form's printed frame is looked for in the faint ink too: thin and light, it is often only in pieces in the
+    # ink mask, and a frame in pieces is no frame (its digits would be read with bits of it, or not at all).
+    form = max(
+        preprocess.find_form_boxes(remove_ruled_lines(preprocess.faint_ink(contrast, min_contrast))),
+        preprocess.find_form_boxes(ruled),
+        key=lambda found: len(found.boxes),
+    )
     clean = preprocess.remove_lines(ruled, form.lines) if form.boxes else ruled
     if debug:
         steps.append(("ink", _with_edges(ink, edges)))
