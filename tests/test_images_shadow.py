@@ -164,3 +164,53 @@ def test_a_tiny_number_written_at_a_slant_is_cut_enlarged_too():
     segmentation = segment_image(photo, debug=True)
     assert len(segmentation) == 3
     assert enlargement(segmentation, coverage) > 2, "turned upright, the number is still cut again enlarged"
+
+
+# ---------------------------------------------------------------- digits touching a form's frame
+def boxed_photo(digits="7407", box=80, frame_level=0.85, frame=2, touching=True):
+    """A row of printed boxes (a comb) with a digit in each; with ``touching`` each digit's top lies along its
+    box's top line (a 7's bar, a 0's top). Frame ink ``frame_level`` dark. Returns (photo, left, top)."""
+    from test_images import glyph_mask, paper
+
+    shape = (3 * box, 120 + len(digits) * box + 40)
+    left, top = 120, box
+    lines = np.zeros(shape, np.uint8)
+    for index in range(len(digits)):
+        cv2.rectangle(lines, (left + index * box, top), (left + (index + 1) * box, top + box), 255, frame)
+    coverage = np.zeros(shape, np.float32)
+    for index, digit in enumerate(digits):
+        height = int(0.7 * box)
+        baseline = top + frame + height - (1 if touching else -8)
+        coverage = np.maximum(coverage, glyph_mask(shape, digit, (left + index * box + box // 4, baseline), height, 5))
+    page = paper(*shape, gradient=0.2) * (1 - frame_level * lines / 255.0) * (1 - 0.85 * coverage)
+    image = np.clip(cv2.GaussianBlur(page, (0, 0), 0.8) + np.random.default_rng(0).normal(0, 2, shape), 0, 255)
+    return image.astype(np.uint8), left, top, coverage > 0.5
+
+
+def test_a_digit_lying_along_its_box_line_keeps_its_stroke_when_the_frame_goes():
+    from digit_recognizer.photos.segment import segment_image
+
+    photo, left, top, coverage = boxed_photo("7777")
+    segmentation = segment_image(photo, debug=True)
+    assert len(segmentation) == 4
+    kept = dict(segmentation.debug)["lines removed"]
+    white = (kept == 255).all(axis=-1)
+    bar = coverage & (np.arange(photo.shape[0])[:, None] > top + 3)  # the 7s' bars below the line's own rows
+    assert white[bar].mean() > 0.9, "the bars lying along the box's top line stay"
+    free = ~coverage.any(axis=0)  # columns no digit reaches, away from the boxes' sides (their corners may stay)
+    free[: left + 3] = False
+    for index in range(5):
+        free[left + index * 80 - 4 : left + index * 80 + 5] = False
+    assert not white[top - 1 : top + 3][:, free].any(), "the box's top line is gone where no digit touches it"
+
+
+def test_a_light_thin_frame_is_found_though_the_ink_mask_holds_only_pieces_of_it():
+    from digit_recognizer.photos.preprocess import binarize, faint_ink, find_form_boxes, ink_contrast
+
+    photo, left, top, _ = boxed_photo("4051", frame_level=0.3, frame=1, touching=False)
+    contrast = ink_contrast(photo, DARK_ON_LIGHT)
+    assert len(find_form_boxes(binarize(contrast)).boxes) < 4, "the dark digits set a threshold the frame misses"
+    boxes = find_form_boxes(faint_ink(contrast)).boxes
+    assert len(boxes) == 4
+    for index, (x, y, w, h) in enumerate(boxes):
+        assert abs(x - (left + index * 80)) <= 4 and abs(y - top) <= 4

@@ -544,11 +544,11 @@ def segment_image(
     ruled = remove_ruled_lines(ink)
     # A form's printed frame is looked for in the faint ink too: thin and light, it is often only in pieces in the
     # ink mask, and a frame in pieces is no frame (its digits would be read with bits of it, or not at all).
-    form = max(
-        preprocess.find_form_boxes(remove_ruled_lines(preprocess.faint_ink(contrast, min_contrast))),
-        preprocess.find_form_boxes(ruled),
-        key=lambda found: len(found.boxes),
-    )
+    # Only a single row of boxes is taken from it: the faint ink also holds the fine grid of squared paper.
+    form = preprocess.find_form_boxes(ruled)
+    faint_form = preprocess.find_form_boxes(remove_ruled_lines(preprocess.faint_ink(contrast, min_contrast)))
+    if len(faint_form.boxes) > len(form.boxes) and _one_row(faint_form.boxes):
+        form = faint_form
     clean = preprocess.remove_lines(ruled, form.lines) if form.boxes else ruled
     if debug:
         steps.append(("ink", _with_edges(ink, edges)))
@@ -589,6 +589,12 @@ def segment_digits(
     if gray.ndim != 2 or gray.size == 0:
         raise ValueError(f"expected a non-empty 2-D grayscale image, got shape {gray.shape}")
     return segment_image(gray, None, polarity=polarity, min_contrast=min_contrast, small_text_ratio=small_text_ratio)
+
+
+def _one_row(boxes: tuple) -> bool:
+    """Whether the boxes (x, y, w, h) stand side by side in one row: their middles within half a box's height."""
+    middles = [y + h / 2 for _x, y, _w, h in boxes]
+    return max(middles) - min(middles) <= 0.5 * min(h for *_rest, h in boxes)
 
 
 def marks_in_boxes(mask: np.ndarray, boxes: tuple) -> tuple[np.ndarray, list]:
