@@ -212,5 +212,5 @@ def test_a_light_thin_frame_is_found_though_the_ink_mask_holds_only_pieces_of_it
     assert len(find_form_boxes(binarize(contrast)).boxes) < 4, "the dark digits set a threshold the frame misses"
     boxes = find_form_boxes(faint_ink(contrast)).boxes
     assert len(boxes) == 4
-    for index, (x, y, w, h) in enumerate(boxes):
+    for index, (x, y, _w, _h) in enumerate(boxes):
         assert abs(x - (left + index * 80)) <= 4 and abs(y - top) <= 4
