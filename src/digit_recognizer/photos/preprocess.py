@@ -450,13 +450,13 @@ def shadow_edges(gray: np.ndarray, polarity: str = DARK_ON_LIGHT) -> np.ndarray:
 
 
 def bridge_shadow_edges(mask: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Strokes broken where they cross a shadow's edge joined again: a closing over small discs (3% of the
+    """Strokes broken where they cross a shadow's edge joined again: a closing over small discs (5% of the
     shorter side) of the ink mask (uint8 0/255), kept only on the ``edges`` (:func:`shadow_edges`)."""
     import cv2
 
     if not edges.any():
         return mask
-    size = _odd(0.03 * min(mask.shape[:2]), minimum=3)
+    size = _odd(0.05 * min(mask.shape[:2]), minimum=3)
     closed = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
     return np.where(edges, closed, mask).astype(np.uint8)
 
