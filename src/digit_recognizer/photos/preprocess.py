@@ -12,9 +12,12 @@ white on black, which :mod:`.segment` cuts into digits:
    morphological closing: over small discs at full resolution, which follows a hard shadow's edge
    (:func:`near_paper_brightness`), and, inside strokes too wide for those (a marker's), over wide discs
    (:func:`paper_brightness`); on coloured paper a pixel's colour distance to the paper's colour counts too;
-6. threshold (:func:`binarize`): Otsu, never below a minimum contrast nor within the paper's noise;
+6. threshold (:func:`binarize`): Otsu, never below a minimum contrast nor within the paper's noise, with
+   hysteresis, except along a hard shadow's edge (:func:`shadow_edges`), where strokes broken across it are
+   closed again (:func:`bridge_shadow_edges`);
 7. printed structure removed: ruled and squared lines across the page (:func:`remove_ruled_lines`) and the
-   rectangles of form boxes (:func:`find_form_boxes`), repairing the handwritten strokes that crossed them.
+   rectangles of form boxes (:func:`find_form_boxes`, also in the faint ink, :func:`faint_ink`), repairing the
+   handwritten strokes that crossed them.
 
 Every step is a pure function of pixels (no model), testable alone.
 """
