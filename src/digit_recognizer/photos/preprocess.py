@@ -12,9 +12,12 @@ white on black, which :mod:`.segment` cuts into digits:
    morphological closing: over small discs at full resolution, which follows a hard shadow's edge
    (:func:`near_paper_brightness`), and, inside strokes too wide for those (a marker's), over wide discs
    (:func:`paper_brightness`); on coloured paper a pixel's colour distance to the paper's colour counts too;
-6. threshold (:func:`binarize`): Otsu, never below a minimum contrast nor within the paper's noise;
+6. threshold (:func:`binarize`): Otsu, never below a minimum contrast nor within the paper's noise, with
+   hysteresis, except along a hard shadow's edge (:func:`shadow_edges`), where strokes broken across it are
+   closed again (:func:`bridge_shadow_edges`);
 7. printed structure removed: ruled and squared lines across the page (:func:`remove_ruled_lines`) and the
-   rectangles of form boxes (:func:`find_form_boxes`), repairing the handwritten strokes that crossed them.
+   rectangles of form boxes (:func:`find_form_boxes`, also in the faint ink, :func:`faint_ink`), repairing the
+   handwritten strokes that crossed them.
 
 Every step is a pure function of pixels (no model), testable alone.
 """
@@ -46,6 +49,7 @@ PAPER_KERNEL_FRACTION = 0.35  # the paper's brightness is estimated over windows
 NEAR_PAPER_FRACTION = (
     0.15  # ...and, to follow hard shadow edges, also over discs this fraction across at full resolution
 )
+SHADOW_STEP = 0.2  # the paper's brightness changing by this fraction within a few pixels is a hard shadow's edge
 DARKEST_PAPER = 24.0  # grey level below which a background is too dark to hold visible dark ink
 MIN_COLOUR_DISTANCE = 12.0  # Lab a*b* distance from the paper's colour under which a colour difference is noise
 PAGE_MIN_AREA = 0.08  # a page (a sticky note) covers at least this fraction of the photo...
@@ -285,8 +289,36 @@ def detect_polarity(gray: np.ndarray) -> str:
     # clearly stronger to win (a blank page keeps its natural reading). The background is the brightest part
     # of the wide median (a page half in shadow is still light paper; chalk is too thin to be background).
     if np.percentile(backgrounds[0], 90) >= 128:
-        return LIGHT_ON_DARK if lighter > 2.0 * darker and not clearly_dark else DARK_ON_LIGHT
+        if lighter <= 2.0 * darker or clearly_dark:
+            return DARK_ON_LIGHT
+        # Light paper whose shadow's edge looks like light ink to both medians: strokes are narrow ridges
+        # with background on both sides, and a step is not one; clearly more dark ridges than light is dark ink.
+        ridge_darker, ridge_lighter = _ridges(gray.astype(np.uint8))
+        return DARK_ON_LIGHT if ridge_darker > 2.0 * ridge_lighter else LIGHT_ON_DARK
     return DARK_ON_LIGHT if darker > 2.0 * lighter or clearly_dark else LIGHT_ON_DARK
+
+
+def _ridges(gray: np.ndarray, side: int = 320, fraction: float = 0.05) -> tuple[float, float]:
+    """How much narrow dark and narrow light ridge an image has: ``(dark, light)``, the relative black-hat and
+    top-hat over discs ``fraction`` of the shorter side (at ``side`` pixels), beyond the noise, summed.
+
+    A closing erases dark ridges narrower than its disc and an opening light ones, and both leave a straight
+    step as it is: ink strokes count, a hard shadow's edge does not.
+    """
+    import cv2
+
+    small, _ = resize_longer_side(gray, side)
+    size = _odd(fraction * min(small.shape), minimum=3)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    padded = cv2.copyMakeBorder(small, size, size, size, size, cv2.BORDER_REPLICATE)
+    closed = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, kernel)[size:-size, size:-size].astype(np.float32)
+    opened = cv2.morphologyEx(padded, cv2.MORPH_OPEN, kernel)[size:-size, size:-size].astype(np.float32)
+    pixels = small.astype(np.float32)
+    dark = (closed - pixels) / np.maximum(closed, DARKEST_PAPER)
+    light = (pixels - opened) / np.maximum(closed, DARKEST_PAPER)
+    noise = 1.4826 * sum(float(np.median(np.abs(values - np.median(values)))) for values in (dark, light))
+    margin = max(3.0 * noise, 0.03)
+    return float(np.clip(dark - margin, 0, None).sum()), float(np.clip(light - margin, 0, None).sum())
 
 
 def paper_brightness(image: np.ndarray) -> np.ndarray:
@@ -402,6 +434,36 @@ def ink_contrast(
     return contrast
 
 
+def shadow_edges(gray: np.ndarray, polarity: str = DARK_ON_LIGHT) -> np.ndarray:
+    """Where a hard shadow's edge runs (boolean, the image's size): the paper's brightness near each pixel
+    (:func:`near_paper_brightness`, strokes erased) changes by more than :data:`SHADOW_STEP` of itself across a
+    small disc (2.5% of the shorter side), widened by that disc. A stroke is no such step: the paper on its two
+    sides is alike."""
+    import cv2
+
+    image = gray.astype(np.uint8)
+    if polarity == LIGHT_ON_DARK:
+        image = 255 - image
+    near = near_paper_brightness(image)
+    size = _odd(0.025 * min(image.shape[:2]), minimum=3)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    high, low = cv2.dilate(near, kernel), cv2.erode(near, kernel)
+    steps = ((high - low) > SHADOW_STEP * np.maximum(high, DARKEST_PAPER)).astype(np.uint8)
+    return cv2.dilate(steps, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * size + 1, 2 * size + 1))) > 0
+
+
+def bridge_shadow_edges(mask: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Strokes broken where they cross a shadow's edge joined again: a closing over small discs (5% of the
+    shorter side) of the ink mask (uint8 0/255), kept only on the ``edges`` (:func:`shadow_edges`)."""
+    import cv2
+
+    if not edges.any():
+        return mask
+    size = _odd(0.05 * min(mask.shape[:2]), minimum=3)
+    closed = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+    return np.where(edges, closed, mask).astype(np.uint8)
+
+
 def colour_contrast(rgb: np.ndarray) -> np.ndarray:
     """How far each pixel's colour (Lab a*, b*) is from the local paper's colour, in [0, 1].
 
@@ -425,9 +487,13 @@ def colour_contrast(rgb: np.ndarray) -> np.ndarray:
     return np.clip((distance - MIN_COLOUR_DISTANCE) / 60.0, 0.0, 1.0)
 
 
-def binarize(contrast: np.ndarray, min_contrast: float = MIN_INK_CONTRAST) -> np.ndarray:
+def binarize(
+    contrast: np.ndarray, min_contrast: float = MIN_INK_CONTRAST, edges: np.ndarray | None = None
+) -> np.ndarray:
     """Ink mask (uint8 0/255): denoise, then Otsu's threshold, never below ``min_contrast``; fainter pixels
-    (down to :data:`HYSTERESIS` of the threshold, above the paper's noise) joined to ink are ink too."""
+    (down to :data:`HYSTERESIS` of the threshold, above the paper's noise) joined to ink are ink too, except on
+    ``edges`` (a boolean mask, :func:`shadow_edges`): there only clear ink counts, so the faint false ink a
+    shadow's edge leaves along itself (its blur, JPEG's ringing) is not joined to a stroke that crosses it."""
     import cv2
 
     if not 0 < min_contrast < 1:
@@ -439,12 +505,26 @@ def binarize(contrast: np.ndarray, min_contrast: float = MIN_INK_CONTRAST) -> np
     threshold = max(float(otsu), min_contrast * 255.0, ceiling)
     # Hysteresis: fainter ink (a pencil stroke fading into a shadow, a stroke's thin joint) counts when it is
     # joined to clear ink and still stands out from the paper's noise.
-    faint = (levels > max(HYSTERESIS * threshold, ceiling)).astype(np.uint8)
+    faint = levels > max(HYSTERESIS * threshold, ceiling)
+    if edges is not None:
+        faint &= ~edges | (levels > threshold)
+    faint = faint.astype(np.uint8)
     count, labels = cv2.connectedComponents(faint, connectivity=8)
     joined = np.zeros(count, bool)
     joined[np.unique(labels[levels > threshold])] = True
     joined[0] = False
     return np.where(joined[labels], 255, 0).astype(np.uint8)
+
+
+def faint_ink(contrast: np.ndarray, min_contrast: float = MIN_INK_CONTRAST) -> np.ndarray:
+    """Everything that stands out from the paper's noise, down to half ``min_contrast`` (uint8 0/255), joined to
+    clear ink or not: where a form's thin, light printed frame is whole, though the ink mask (:func:`binarize`,
+    whose threshold is set by the dark handwriting) keeps only pieces of it."""
+    import cv2
+
+    smooth = cv2.GaussianBlur(contrast.astype(np.float32), (0, 0), 1.0)
+    level = max(_paper_ceiling(smooth), 0.5 * min_contrast)
+    return np.where(smooth > level, 255, 0).astype(np.uint8)
 
 
 def _paper_ceiling(contrast: np.ndarray, margin: float = NOISE_MARGIN) -> float:
@@ -663,7 +743,7 @@ def find_form_boxes(mask: np.ndarray, min_boxes: int = 2) -> FormBoxes:
     boxes = []
     for top in segments:
         for bottom in segments:
-            row = _box_row(binary, top, bottom, thin, min_span=max(20, int(1.2 * length)))
+            row = _box_row(binary, top, bottom, thin, min_span=max(20, int(1.2 * length)), horizontal=horizontal)
             if row:
                 boxes.extend(row[0])
                 lines |= row[1]
@@ -685,8 +765,14 @@ def _distinct(boxes: list) -> list:
     return kept
 
 
-def _box_row(binary: np.ndarray, top: tuple, bottom: tuple, thin: int, min_span: int = 20):
-    """The boxes between a top and a bottom horizontal line, and the frame's pixels; None if they frame nothing."""
+def _box_row(
+    binary: np.ndarray, top: tuple, bottom: tuple, thin: int, min_span: int = 20, horizontal: np.ndarray | None = None
+):
+    """The boxes between a top and a bottom horizontal line, and the frame's pixels; None if they frame nothing.
+
+    A horizontal line's pixels are those of the straight band it runs in (:func:`_line_band`, from its long
+    horizontal runs in ``horizontal``): a digit's stroke lying along it from inside the box (a 7's bar, a 0's
+    top) stays, where its part beyond the line's own thickness would otherwise go with the line."""
     x0, x1 = max(top[0], bottom[0]), min(top[0] + top[2], bottom[0] + bottom[2])
     upper, lower = top[1], bottom[1] + bottom[3]
     span = bottom[1] - (top[1] + top[3])
@@ -715,13 +801,40 @@ def _box_row(binary: np.ndarray, top: tuple, bottom: tuple, thin: int, min_span:
     frame_left, frame_right = boxes[0][0] - thin - 2, boxes[-1][0] + boxes[-1][2] + thin + 2
     for segment in (top, bottom):
         x, y, w, h = segment
-        lines[y : y + h, max(x, frame_left) : min(x + w, frame_right)] = binary[
-            y : y + h, max(x, frame_left) : min(x + w, frame_right)
-        ]
+        left, right = max(x, frame_left), min(x + w, frame_right)
+        band = np.ones((h, right - left), bool)
+        if horizontal is not None and right > left:
+            band = _line_band(horizontal[y : y + h, left:right] > 0)
+        lines[y : y + h, left:right] = np.where(band, binary[y : y + h, left:right], 0)
     for start, end in verticals:
         if frame_left <= start <= frame_right:
             lines[upper:lower, start : end + 1] = binary[upper:lower, start : end + 1]
     return boxes, lines
+
+
+def _line_band(runs: np.ndarray) -> np.ndarray:
+    """The straight band a thin horizontal line runs in (boolean, ``runs``' shape), from ``runs``: its long
+    horizontal runs of ink, which include any stroke lying along the line. The line's centre in each column is
+    fitted by a straight line through the columns' middles (twice: the second time without the columns where a
+    stroke thickens it), its thickness is the median column's; the band is that, a pixel wider each side."""
+    height, width = runs.shape
+    counts = runs.sum(axis=0)
+    columns = np.flatnonzero(counts > 0)
+    if columns.size < 2:
+        return runs
+    rows = np.arange(height)[:, None]
+    middles = (runs * rows).sum(axis=0)[columns] / counts[columns]
+    thickness = float(np.median(counts[columns]))
+    usual = counts[columns] <= thickness + 1
+    if usual.sum() < 2:
+        return runs
+    slope, offset = np.polyfit(columns[usual], middles[usual], 1)
+    fitted = slope * columns + offset
+    close = usual & (np.abs(middles - fitted) <= 1.0)
+    if close.sum() >= 2:
+        slope, offset = np.polyfit(columns[close], middles[close], 1)
+    centre = slope * np.arange(width) + offset
+    return np.abs(rows - centre[None, :]) <= thickness / 2 + 1
 
 
 def remove_lines(mask: np.ndarray, lines: np.ndarray) -> np.ndarray:

@@ -482,6 +482,7 @@ def split_by_recognition(region: np.ndarray, classify) -> list[tuple[int, int]]:
 
 # ---------------------------------------------------------------- the pipeline
 TINY_HEIGHT = 40  # digits shorter than this (working pixels) are cut again from their region upsampled
+TINY_EDGE_LEVEL = 0.5  # ...thresholded at this fraction of their ink's strength
 DESKEW_MIN_DEGREES = 2.0  # a number's baseline tilted by more than this is turned upright
 
 
@@ -538,12 +539,19 @@ def segment_image(
             original_shape,
             tuple(steps),
         )
-    ink = binarize(contrast, min_contrast)
+    edges = preprocess.shadow_edges(gray, polarity)
+    ink = preprocess.bridge_shadow_edges(binarize(contrast, min_contrast, edges), edges)
     ruled = remove_ruled_lines(ink)
+    # A form's printed frame is looked for in the faint ink too: thin and light, it is often only in pieces in the
+    # ink mask, and a frame in pieces is no frame (its digits would be read with bits of it, or not at all).
+    # Only a single row of boxes is taken from it: the faint ink also holds the fine grid of squared paper.
     form = preprocess.find_form_boxes(ruled)
+    faint_form = preprocess.find_form_boxes(remove_ruled_lines(preprocess.faint_ink(contrast, min_contrast)))
+    if len(faint_form.boxes) > len(form.boxes) and _one_row(faint_form.boxes):
+        form = faint_form
     clean = preprocess.remove_lines(ruled, form.lines) if form.boxes else ruled
     if debug:
-        steps.append(("ink", _as_rgb(ink)))
+        steps.append(("ink", _with_edges(ink, edges)))
         steps.append(("lines removed", _removed(ink, clean)))
     view = _View(clean, to_original, contrast)
     if form.boxes:
@@ -581,6 +589,12 @@ def segment_digits(
     if gray.ndim != 2 or gray.size == 0:
         raise ValueError(f"expected a non-empty 2-D grayscale image, got shape {gray.shape}")
     return segment_image(gray, None, polarity=polarity, min_contrast=min_contrast, small_text_ratio=small_text_ratio)
+
+
+def _one_row(boxes: tuple) -> bool:
+    """Whether the boxes (x, y, w, h) stand side by side in one row: their middles within half a box's height."""
+    middles = [y + h / 2 for _x, y, _w, h in boxes]
+    return max(middles) - min(middles) <= 0.5 * min(h for *_rest, h in boxes)
 
 
 def marks_in_boxes(mask: np.ndarray, boxes: tuple) -> tuple[np.ndarray, list]:
@@ -665,7 +679,12 @@ def _upright(view: _View, labels, marks, small_text_ratio, classify):
     mask = cv2.warpAffine(view.mask, rotation, size, flags=cv2.INTER_LINEAR, borderValue=0)
     mask = np.where(mask > 127, 255, 0).astype(np.uint8)
     to_view = np.vstack([rotation, [0, 0, 1]])
-    rotated = _View(mask, view.to_original @ np.linalg.inv(to_view), None)
+    contrast = (
+        None
+        if view.contrast is None
+        else cv2.warpAffine(view.contrast, rotation, size, flags=cv2.INTER_LINEAR, borderValue=0)
+    )  # turned too, so that a tiny number written at a slant can still be cut again enlarged
+    rotated = _View(mask, view.to_original @ np.linalg.inv(to_view), contrast)
     new_labels, new_marks = find_digit_marks(mask, small_text_ratio, split=classify is None)
     if not new_marks:
         return view, labels, marks
@@ -692,6 +711,11 @@ def _enlarged_if_tiny(view: _View, labels, marks, small_text_ratio, classify, mi
     region = view.contrast[y0:y1, x0:x1]
     big = cv2.resize(region, (int((x1 - x0) * factor), int((y1 - y0) * factor)), interpolation=cv2.INTER_CUBIC)
     mask = binarize(np.clip(big, 0, 1), min_contrast)
+    if mask.any():
+        # Upsampled, a blurred stroke's faint flanks pass Otsu's threshold and make it bold (a 5's joint, a 9's
+        # loop close up); its ink is cut again at half its own strength, where its true edge lies.
+        strength = float(np.percentile(big[mask > 0], 90))
+        mask = binarize(np.clip(big, 0, 1), min(max(TINY_EDGE_LEVEL * strength, min_contrast), 0.9))
     new_labels, new_marks = find_digit_marks(mask, small_text_ratio, split=classify is None)
     if not new_marks:
         return view, labels, marks
@@ -717,6 +741,13 @@ def _box_to_original(mark: _Mark, to_original: np.ndarray, shape: tuple) -> tupl
 # ---------------------------------------------------------------- debug pictures
 def _as_rgb(mask: np.ndarray) -> np.ndarray:
     return np.repeat((mask > 0).astype(np.uint8)[..., None] * 255, 3, axis=2)
+
+
+def _with_edges(mask: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The ink in white, the band along a hard shadow's edge (:func:`.preprocess.shadow_edges`) in dark blue."""
+    picture = _as_rgb(mask)
+    picture[edges & (mask == 0)] = (30, 50, 140)
+    return picture
 
 
 def _outlined(image: np.ndarray, corners: np.ndarray) -> np.ndarray:
