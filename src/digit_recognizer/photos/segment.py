@@ -386,6 +386,7 @@ MIN_DIGIT_WIDTH = 0.12  # a digit (a thin 1) is at least this fraction of its he
 MAX_DIGIT_WIDTH = 1.3  # ...and at most this
 SPLIT_ASPECT = 1.2  # marks at least this wide for their height may be several touching digits
 SIBLING_RATIO = 1.5  # ...and, among several separate marks, at least this much wider than their median
+WHOLE_BONUS = 1.5  # the prior for a mark being one digit: cutting it must win by more than this
 SPLIT_COST = 0.0  # what every extra piece costs in the joint score, besides its own pieces' scores
 CONFIDENCE_WEIGHT = 3.0  # the weight of a piece's log-probability against the log-priors on its shape
 # Width / height of MNIST's digits per class (tight crops of train.csv): mean and spread. A piece's width for its
@@ -560,18 +561,18 @@ def piece_between(region: np.ndarray, left: np.ndarray, right: np.ndarray) -> np
     return keep[labels]
 
 
-def piece_score(probability: np.ndarray, aspect: float, height_ratio: float) -> float:
+def piece_score(probability: np.ndarray, aspect: float, height_ratio: float, cut: bool = True) -> float:
     """How much a piece looks like one digit: the log of the model's top probability (x :data:`CONFIDENCE_WEIGHT`)
-    plus log-priors on its width for its height (for the class read) and on its height (a piece much shorter than
-    the mark is a fragment)."""
+    plus log-priors on its width for its height (for the class read; a piece ``cut`` from a wider mark is expected
+    a little narrower than a whole digit) and on its height (a piece much shorter than the mark is a fragment)."""
     label = int(probability.argmax())
     score = CONFIDENCE_WEIGHT * float(np.log(max(float(probability.max()), 1e-6)))
-    mean = CUT_NARROWING * CLASS_ASPECT[label]
+    mean = (CUT_NARROWING if cut else 1.0) * CLASS_ASPECT[label]
     spread = CLASS_ASPECT_SPREAD[label] * (NARROW_SPREAD if aspect < mean else 1.0)
     score -= 0.5 * ((aspect - mean) / spread) ** 2
     if height_ratio < MIN_PIECE_HEIGHT:
         score -= 0.5 * ((MIN_PIECE_HEIGHT - height_ratio) / 0.08) ** 2
-    return score
+    return score if cut else score + WHOLE_BONUS
 
 
 def read_views(crops: np.ndarray, classify) -> np.ndarray:
@@ -596,15 +597,18 @@ def split_by_recognition(region: np.ndarray, classify) -> list[Piece]:
         return [whole]
     paths = cut_paths(region)
     spans, masks, crops, shapes = [], [], [], []
+    last = len(paths) - 1
     for i, left in enumerate(paths):
         for j in range(i + 1, len(paths)):
             right = paths[j]
             extent = float((right - left).mean())
-            if extent > MAX_DIGIT_WIDTH * height and (i, j) != (0, len(paths) - 1):
-                break
+            if extent > MAX_DIGIT_WIDTH * height and (i, j) != (0, last):
+                if i > 0:
+                    break
+                continue  # the whole mark is always a candidate, however wide
             if extent < MIN_DIGIT_WIDTH * height:
                 continue
-            piece = region if (i, j) == (0, len(paths) - 1) else piece_between(region, left, right)
+            piece = region if (i, j) == (0, last) else piece_between(region, left, right)
             rows, cols = _ink_extent(piece)
             if rows.size == 0:
                 continue
@@ -614,7 +618,7 @@ def split_by_recognition(region: np.ndarray, classify) -> list[Piece]:
             spans.append((i, j))
             masks.append(piece)
             crops.append(mnist_crop(piece.astype(np.uint8) * 255))
-            shapes.append(((cols[-1] - cols[0] + 1) / piece_height, piece_height / height))
+            shapes.append(((cols[-1] - cols[0] + 1) / piece_height, piece_height / height, (i, j) != (0, last)))
     if len(spans) <= 1:
         return [whole]
     probabilities = read_views(np.stack(crops), classify)
