@@ -10,9 +10,11 @@ brings a photo there, after :mod:`.preprocess` has made its ink mask:
    in a form, one digit per box (the box found by :func:`.preprocess.find_form_boxes`);
 2. a number written at a slant is turned upright (its baseline angle from the marks' bottoms) and cut again;
 3. a tiny number (a few tens of pixels tall) is cut again from its region upsampled before thresholding;
-4. touching digits: a wide mark's candidate cuts (minima of its column profile) are scored by the model,
-   and the segmentation with the best total score is chosen by dynamic programming
-   (:func:`split_by_recognition`); without a model, a thin joint is cut (:func:`split_touching`);
+4. touching digits: a wide mark is cut along candidate paths (:func:`cut_paths`: least-ink paths that may go
+   round interleaving strokes, projection minima, the outline's valleys), every possible piece is read by the
+   model and scored with a width prior for the class read, and the segmentation with the best total score
+   (the whole mark among them) is chosen by dynamic programming (:func:`split_by_recognition`); without a model,
+   a thin joint is cut (:func:`split_touching`);
 5. per digit, read left to right: stroke width brought into MNIST's range, longer side scaled to 20 px with
    area interpolation (anti-aliased greys), placed in 28x28 by centre of mass (:func:`mnist_crop`).
 """
@@ -387,7 +389,6 @@ MAX_DIGIT_WIDTH = 1.3  # ...and at most this
 SPLIT_ASPECT = 1.2  # marks at least this wide for their height may be several touching digits
 SIBLING_RATIO = 1.5  # ...and, among several separate marks, at least this much wider than their median
 WHOLE_BONUS = 1.5  # the prior for a mark being one digit: cutting it must win by more than this
-SPLIT_COST = 0.0  # what every extra piece costs in the joint score, besides its own pieces' scores
 CONFIDENCE_WEIGHT = 3.0  # the weight of a piece's log-probability against the log-priors on its shape
 # Width / height of MNIST's digits per class (tight crops of train.csv): mean and spread. A piece's width for its
 # height is scored against the class the model reads in it: a 77 read as one 7 is far too wide for a 7. Digits cut
@@ -587,9 +588,10 @@ def split_by_recognition(region: np.ndarray, classify) -> list[Piece]:
     """Touching digits cut where the model reads them best: the chosen digits, left to right.
 
     Every stretch of the mark between two cut paths (:func:`cut_paths`) that could be one digit is read by the
-    model and scored by :func:`piece_score`; the segmentation with the best total score (less :data:`SPLIT_COST`
-    per extra piece) is found by dynamic programming over the paths. The whole mark is one of the candidates: a
-    wide single digit stays whole when it reads better whole than cut.
+    model (averaged over shifted views, :func:`read_views`) and scored by :func:`piece_score`; the segmentation with
+    the best total score is found by dynamic programming over the paths (:func:`best_segmentations`). The whole mark
+    is one of the candidates, with :data:`WHOLE_BONUS`: a wide single digit stays whole unless it reads clearly
+    better cut.
     """
     height, width = region.shape
     whole = Piece(region, np.zeros(height, np.int32), np.full(height, width, np.int32))
@@ -622,10 +624,7 @@ def split_by_recognition(region: np.ndarray, classify) -> list[Piece]:
     if len(spans) <= 1:
         return [whole]
     probabilities = read_views(np.stack(crops), classify)
-    scores = {
-        span: piece_score(probability, *shape) - SPLIT_COST
-        for span, probability, shape in zip(spans, probabilities, shapes)
-    }
+    scores = {span: piece_score(probability, *shape) for span, probability, shape in zip(spans, probabilities, shapes)}
     pieces = dict(zip(spans, masks))
     ways = best_segmentations(scores, len(paths))
     if not ways:
