@@ -388,7 +388,8 @@ MIN_DIGIT_WIDTH = 0.12  # a digit (a thin 1) is at least this fraction of its he
 MAX_DIGIT_WIDTH = 1.3  # ...and at most this
 SPLIT_ASPECT = 1.2  # marks at least this wide for their height may be several touching digits
 SIBLING_RATIO = 1.5  # ...and, among several separate marks, at least this much wider than their median
-WHOLE_BONUS = 1.5  # the prior for a mark being one digit: cutting it must win by more than this
+WHOLE_BONUS = 1.5  # the prior for a mark being one digit: cutting it must win by more than this...
+SIBLING_BONUS = 1.0  # ...and by this much more in a number of separate marks, where touching digits are rarer
 CONFIDENCE_WEIGHT = 3.0  # the weight of a piece's log-probability against the log-priors on its shape
 # Width / height of MNIST's digits per class (tight crops of train.csv): mean and spread. A piece's width for its
 # height is scored against the class the model reads in it: a 77 read as one 7 is far too wide for a 7. Digits cut
@@ -573,7 +574,7 @@ def piece_score(probability: np.ndarray, aspect: float, height_ratio: float, cut
     score -= 0.5 * ((aspect - mean) / spread) ** 2
     if height_ratio < MIN_PIECE_HEIGHT:
         score -= 0.5 * ((MIN_PIECE_HEIGHT - height_ratio) / 0.08) ** 2
-    return score if cut else score + WHOLE_BONUS
+    return score
 
 
 def read_views(crops: np.ndarray, classify) -> np.ndarray:
@@ -584,14 +585,14 @@ def read_views(crops: np.ndarray, classify) -> np.ndarray:
     return np.asarray(classify(views)).reshape(3, len(crops), -1).mean(axis=0)
 
 
-def split_by_recognition(region: np.ndarray, classify) -> list[Piece]:
+def split_by_recognition(region: np.ndarray, classify, whole_bonus: float = WHOLE_BONUS) -> list[Piece]:
     """Touching digits cut where the model reads them best: the chosen digits, left to right.
 
     Every stretch of the mark between two cut paths (:func:`cut_paths`) that could be one digit is read by the
     model (averaged over shifted views, :func:`read_views`) and scored by :func:`piece_score`; the segmentation with
     the best total score is found by dynamic programming over the paths (:func:`best_segmentations`). The whole mark
-    is one of the candidates, with :data:`WHOLE_BONUS`: a wide single digit stays whole unless it reads clearly
-    better cut.
+    is one of the candidates, with ``whole_bonus`` added to its score: a wide single digit stays whole unless it
+    reads clearly better cut.
     """
     height, width = region.shape
     whole = Piece(region, np.zeros(height, np.int32), np.full(height, width, np.int32))
@@ -624,7 +625,10 @@ def split_by_recognition(region: np.ndarray, classify) -> list[Piece]:
     if len(spans) <= 1:
         return [whole]
     probabilities = read_views(np.stack(crops), classify)
-    scores = {span: piece_score(probability, *shape) for span, probability, shape in zip(spans, probabilities, shapes)}
+    scores = {
+        span: piece_score(probability, *shape) + (0.0 if shape[2] else whole_bonus)
+        for span, probability, shape in zip(spans, probabilities, shapes)
+    }
     pieces = dict(zip(spans, masks))
     ways = best_segmentations(scores, len(paths))
     if not ways:
@@ -748,7 +752,11 @@ def segment_image(
         marks = [
             piece
             for mark in marks
-            for piece in (_split_mark(mark, labels, classify) if _may_be_several(mark, marks) else [mark])
+            for piece in (
+                _split_mark(mark, labels, classify, _whole_bonus(mark, marks))
+                if _may_be_several(mark, marks)
+                else [mark]
+            )
         ]
     crops = [mnist_crop(mark_mask(mark, labels)) for mark in marks]
     boxes = [_box_to_original(mark, view.to_original, original_shape) for mark in marks]
@@ -804,13 +812,22 @@ def _may_be_several(mark: _Mark, marks: list) -> bool:
     single digits stays whole)."""
     if mark.width < SPLIT_ASPECT * mark.height:
         return False
-    siblings = [other.width for other in marks if other is not mark and other.height >= 0.6 * mark.height]
+    siblings = _siblings(mark, marks)
     return len(siblings) < 2 or mark.width >= SIBLING_RATIO * float(np.median(siblings))
 
 
-def _split_mark(mark: _Mark, labels: np.ndarray, classify) -> list:
+def _siblings(mark: _Mark, marks: list) -> list:
+    """The widths of the other digit-tall marks of the number."""
+    return [other.width for other in marks if other is not mark and other.height >= 0.6 * mark.height]
+
+
+def _whole_bonus(mark: _Mark, marks: list) -> float:
+    return WHOLE_BONUS + (SIBLING_BONUS if len(_siblings(mark, marks)) >= 2 else 0.0)
+
+
+def _split_mark(mark: _Mark, labels: np.ndarray, classify, whole_bonus: float = WHOLE_BONUS) -> list:
     region = mark_mask(mark, labels) > 0
-    pieces = split_by_recognition(region, classify)
+    pieces = split_by_recognition(region, classify, whole_bonus)
     if len(pieces) == 1:
         return [mark]
     marks = []
