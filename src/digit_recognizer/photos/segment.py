@@ -10,9 +10,11 @@ brings a photo there, after :mod:`.preprocess` has made its ink mask:
    in a form, one digit per box (the box found by :func:`.preprocess.find_form_boxes`);
 2. a number written at a slant is turned upright (its baseline angle from the marks' bottoms) and cut again;
 3. a tiny number (a few tens of pixels tall) is cut again from its region upsampled before thresholding;
-4. touching digits: a wide mark's candidate cuts (minima of its column profile) are scored by the model,
-   and the segmentation with the best total score is chosen by dynamic programming
-   (:func:`split_by_recognition`); without a model, a thin joint is cut (:func:`split_touching`);
+4. touching digits: a wide mark is cut along candidate paths (:func:`cut_paths`: least-ink paths that may go
+   round interleaving strokes, projection minima, the outline's valleys), every possible piece is read by the
+   model and scored with a width prior for the class read, and the segmentation with the best total score
+   (the whole mark among them) is chosen by dynamic programming (:func:`split_by_recognition`); without a model,
+   a thin joint is cut (:func:`split_touching`);
 5. per digit, read left to right: stroke width brought into MNIST's range, longer side scaled to 20 px with
    area interpolation (anti-aliased greys), placed in 28x28 by centre of mass (:func:`mnist_crop`).
 """
@@ -384,17 +386,101 @@ def mnist_crop(mask: np.ndarray, box: int = MNIST_BOX, size: int = MNIST_SIZE, n
 # ---------------------------------------------------------------- touching digits, by recognition
 MIN_DIGIT_WIDTH = 0.12  # a digit (a thin 1) is at least this fraction of its height wide...
 MAX_DIGIT_WIDTH = 1.3  # ...and at most this
-SPLIT_ASPECT = 1.45  # marks at least this wide for their height may be several touching digits
-SPLIT_COST = 0.3  # every extra piece must raise the log-probability by this much: no splitting a digit on a whim
-DIGIT_ASPECT = 0.62  # a handwritten digit's width is about this fraction of its height (a 1's: ONE_ASPECT)...
-ONE_ASPECT = 0.3
-ASPECT_SPREAD = 0.22  # ...give or take this: the log-prior of a piece's width is -((aspect - mean) / spread)^2 / 2
-NARROW_DIGIT = 0.4  # a piece narrower than this fraction of its height is a 1 or a fragment
+SPLIT_ASPECT = 1.2  # marks at least this wide for their height may be several touching digits
+SIBLING_RATIO = 1.5  # ...and, among several separate marks, at least this much wider than their median
+WHOLE_BONUS = 1.5  # the prior for a mark being one digit: cutting it must win by more than this...
+SIBLING_BONUS = 1.0  # ...and by this much more in a number of separate marks, where touching digits are rarer
+CONFIDENCE_WEIGHT = 3.0  # the weight of a piece's log-probability against the log-priors on its shape
+# Width / height of MNIST's digits per class (tight crops of train.csv): mean and spread. A piece's width for its
+# height is scored against the class the model reads in it: a 77 read as one 7 is far too wide for a 7. Digits cut
+# from touching ones lose what overlapped their neighbours: the mean expected is CUT_NARROWING of MNIST's, and
+# narrower pieces are doubted NARROW_SPREAD times less than wider ones.
+CLASS_ASPECT = np.array([0.91, 0.43, 0.94, 0.79, 0.78, 0.96, 0.72, 0.77, 0.77, 0.67])
+CLASS_ASPECT_SPREAD = np.array([0.19, 0.20, 0.23, 0.17, 0.18, 0.27, 0.17, 0.17, 0.18, 0.14])
+CUT_NARROWING = 0.9
+NARROW_SPREAD = 2.5
+MIN_PIECE_HEIGHT = 0.75  # a piece shorter than this fraction of its mark is doubtful (a fragment, a bar)
+CUT_STEP = 0.08  # a cut path is tried every this x the mark's height...
+CUT_BAND = 0.2  # ...wandering at most this x the height sideways from its column
+INK_COST = 12.0  # a cut path crossing one ink pixel costs as much as going around it through 12 pixels of paper
+VIEW_SHIFT = 2  # each piece is read as cropped and shifted this many pixels left and right: the average is scored
 
 
-def candidate_cuts(region: np.ndarray, step_ratio: float = 0.08) -> list[int]:
-    """Columns where touching digits may part, with the mark's two ends: one every ``step_ratio`` x height,
-    each moved to the column holding least ink near it (a minimum of the column profile, lightly smoothed)."""
+@dataclass(frozen=True)
+class Piece:
+    """One digit cut from a wide mark: its ink (bool, the mark's region's shape) and the cut paths bounding it
+    (per row, the first column of the piece and the first column right of it)."""
+
+    mask: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+
+    @property
+    def span(self) -> tuple[int, int]:
+        return int(self.left.min()), int(self.right.max())
+
+
+def cut_paths(region: np.ndarray, step_ratio: float = CUT_STEP, band_ratio: float = CUT_BAND) -> list[np.ndarray]:
+    """Where touching digits may part: top-to-bottom paths through the least ink, one started every ``step_ratio`` x
+    height; the mark's two edges first and last. Left to right, without duplicates.
+
+    A path goes down row by row (straight or diagonally) and may run sideways along a row (under one digit and over
+    the tail of the next), never up: it can go round a stroke, between interleaving strokes, and cross where two
+    digits overlap. Each is the cheapest such path (ink crossed x :data:`INK_COST` + length + a little for straying)
+    within ``band_ratio`` x height of its column, found by dynamic programming row by row. A path is given as, per
+    row, the first column right of it (a sideways run belongs to the right).
+    """
+    height, width = region.shape
+    edges = [np.zeros(height, np.int32), np.full(height, width, np.int32)]
+    margin = max(2, int(MIN_DIGIT_WIDTH * height))
+    step = max(2, int(round(step_ratio * height)))
+    centres = np.arange(margin, width - margin + 1, step)
+    if centres.size == 0:
+        return edges
+    band = max(2, int(round(band_ratio * height)))
+    offsets = np.arange(-band, band + 1)
+    columns = centres[:, None] + offsets[None, :]  # (paths, band columns)
+    valid = (columns >= 1) & (columns <= width - 1)
+    columns = np.clip(columns, 0, width - 1)
+    blocked = 1e6
+    cost = np.where(region, INK_COST, 1.0).astype(np.float64)
+    stray = 0.03 * np.abs(offsets)[None, :]
+    positions = np.broadcast_to(np.arange(len(offsets)), columns.shape)
+    total = np.where(valid, cost[0][columns] + stray, blocked)
+    down = np.zeros((height, *columns.shape), np.int8)  # per row and column: where the path came down from (-1, 0, 1)
+    along = np.zeros((height, *columns.shape), np.int32)  # ...and the column its sideways run in the row started at
+    wall = np.full((len(centres), 1), blocked)
+    for row in range(height):
+        step_cost = np.where(valid, cost[row][columns] + stray, blocked)
+        if row:
+            options = np.stack([np.hstack([wall, total[:, :-1] + 0.4]), total, np.hstack([total[:, 1:] + 0.4, wall])])
+            choice = options.argmin(axis=0)
+            total = np.take_along_axis(options, choice[None], axis=0)[0] + step_cost
+            down[row] = choice - 1
+        total, along[row] = _run_sideways(total, step_cost, positions)
+    index = total.argmin(axis=1)
+    paths = np.empty((len(centres), height), np.int32)
+    rows = np.arange(len(centres))
+    for row in range(height - 1, -1, -1):
+        start = along[row, rows, index]
+        paths[:, row] = columns[rows, np.minimum(start, index)]
+        index = start + down[row, rows, start]
+    straight = np.repeat(np.asarray(projection_minima(region, step_ratio), np.int32)[:, None], height, axis=1)
+    paths = np.vstack([paths, straight, *contour_valley_cuts(region)])
+    paths = paths[np.argsort(paths.mean(axis=1), kind="stable")]
+    kept = []
+    for path in paths:
+        if path.min() < 1 or path.max() > width - 1:
+            continue
+        if kept and np.abs(path - kept[-1]).mean() < 1.5:
+            continue
+        kept.append(path)
+    return [edges[0], *kept, edges[1]]
+
+
+def projection_minima(region: np.ndarray, step_ratio: float = CUT_STEP) -> list[int]:
+    """Columns where touching digits may part along a straight line: one every ``step_ratio`` x height, each moved to
+    the column holding least ink near it (a minimum of the column profile, lightly smoothed)."""
     import cv2
 
     height, width = region.shape
@@ -408,76 +494,177 @@ def candidate_cuts(region: np.ndarray, step_ratio: float = 0.08) -> list[int]:
             column = low + int(np.argmin(profile[low:high]))
             if not cuts or column - cuts[-1] >= 2:
                 cuts.append(column)
-    return [0, *cuts, width]
+    return cuts
 
 
-def piece_of(region: np.ndarray, start: int, end: int) -> np.ndarray:
-    """The ink of columns ``start:end`` of a mark, without the slivers a straight cut takes off a neighbour
-    (small pieces touching the cut edges), as uint8 0/255."""
+def contour_valley_cuts(region: np.ndarray, prominence: float = 0.06) -> list[np.ndarray]:
+    """Straight cuts at the valleys of a mark's outline, where two touching digits' tops (or bottoms) meet: a cut
+    down each valley of the top outline and up each valley of the bottom one, and one joining a top valley to the
+    bottom valley nearest below it (slanted when they are not in line). Each as a path (see :func:`cut_paths`)."""
+    from scipy.signal import find_peaks
+
+    height, width = region.shape
+    inked = region.any(axis=0)
+    top = np.where(inked, region.argmax(axis=0), height).astype(np.float64)
+    bottom = np.where(inked, height - 1 - region[::-1].argmax(axis=0), -1).astype(np.float64)
+    margin = max(2, int(MIN_DIGIT_WIDTH * height))
+    tops = [
+        c
+        for c in find_peaks(np.minimum(top, height), prominence=prominence * height)[0]
+        if margin <= c < width - margin
+    ]
+    bottoms = [
+        c for c in find_peaks(-np.maximum(bottom, 0), prominence=prominence * height)[0] if margin <= c < width - margin
+    ]
+    cuts = [np.full(height, column, np.int32) for column in (*tops, *bottoms)]
+    for column in tops:
+        near = [other for other in bottoms if abs(other - column) <= 0.35 * height and other != column]
+        if near:
+            other = min(near, key=lambda candidate: abs(candidate - column))
+            cuts.append(np.round(np.linspace(column, other, height)).astype(np.int32))
+    return cuts
+
+
+def _run_sideways(total: np.ndarray, step_cost: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One row of :func:`cut_paths`: the cheapest cost at each column when the path may also run along the row (from
+    the left or the right) before going down, and the column each run started at."""
+    best, start = total.copy(), positions.copy()
+    for flip in (False, True):
+        cost = step_cost[:, ::-1] if flip else step_cost
+        entered = total[:, ::-1] if flip else total
+        climbed = np.cumsum(cost, axis=1)
+        value = entered - climbed
+        lowest = np.minimum.accumulate(value, axis=1)
+        where = np.maximum.accumulate(np.where(value <= lowest, positions, 0), axis=1)
+        running = lowest + climbed
+        if flip:
+            running, where = running[:, ::-1], (positions.shape[1] - 1 - where)[:, ::-1]
+        better = running < best
+        best[better], start[better] = running[better], where[better]
+    return best, start
+
+
+def piece_between(region: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The ink between two cut paths (bool), without the slivers a cut takes off a neighbour (small pieces that
+    touch a cut)."""
     import cv2
 
-    piece = region[:, start:end].astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(piece, connectivity=8)
+    columns = np.arange(region.shape[1])[None, :]
+    piece = region & (columns >= left[:, None]) & (columns < right[:, None])
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(piece.astype(np.uint8), connectivity=8)
     if count <= 2:
-        return piece * 255
+        return piece
     total = float(stats[1:, cv2.CC_STAT_AREA].sum())
-    keep = np.zeros(count, bool)
-    for label in range(1, count):
-        x, _, width, _, area = stats[label]
-        at_edge = x == 0 or x + width == piece.shape[1]
-        keep[label] = not (at_edge and area < 0.15 * total)
-    return keep[labels].astype(np.uint8) * 255
+    at_cut = piece & ((columns == left[:, None]) | (columns == right[:, None] - 1))
+    touching = np.zeros(count, bool)
+    touching[np.unique(labels[at_cut])] = True
+    keep = ~(touching & (stats[:, cv2.CC_STAT_AREA] < 0.15 * total))
+    keep[0] = False
+    return keep[labels]
 
 
-def split_by_recognition(region: np.ndarray, classify) -> list[tuple[int, int]]:
-    """Touching digits cut where the model reads them best: the column ranges of the chosen digits.
+def piece_score(probability: np.ndarray, aspect: float, height_ratio: float, cut: bool = True) -> float:
+    """How much a piece looks like one digit: the log of the model's top probability (x :data:`CONFIDENCE_WEIGHT`)
+    plus log-priors on its width for its height (for the class read; a piece ``cut`` from a wider mark is expected
+    a little narrower than a whole digit) and on its height (a piece much shorter than the mark is a fragment)."""
+    label = int(probability.argmax())
+    score = CONFIDENCE_WEIGHT * float(np.log(max(float(probability.max()), 1e-6)))
+    mean = (CUT_NARROWING if cut else 1.0) * CLASS_ASPECT[label]
+    spread = CLASS_ASPECT_SPREAD[label] * (NARROW_SPREAD if aspect < mean else 1.0)
+    score -= 0.5 * ((aspect - mean) / spread) ** 2
+    if height_ratio < MIN_PIECE_HEIGHT:
+        score -= 0.5 * ((MIN_PIECE_HEIGHT - height_ratio) / 0.08) ** 2
+    return score
 
-    Each candidate segmentation of the mark (cuts from :func:`candidate_cuts`) is scored as the sum over its
-    pieces of the log of the model's top probability plus a log-prior on the piece's width for its height
-    (a digit is about :data:`DIGIT_ASPECT` of its height wide, a 1 :data:`ONE_ASPECT`): the model is sure of
-    fragments and of two-digit crops alike, their widths tell them from digits. The best
-    is found by dynamic programming over the cuts. One whole digit (a wide 0) keeps its single piece when
-    the model is surer of it whole than of its halves.
+
+def read_views(crops: np.ndarray, classify) -> np.ndarray:
+    """The model's probabilities for crops, averaged over the crop as it is and shifted :data:`VIEW_SHIFT` pixels
+    left and right: a steadier reading of doubtful pieces than one view."""
+    crops = np.asarray(crops)
+    views = np.concatenate([crops, np.roll(crops, VIEW_SHIFT, axis=2), np.roll(crops, -VIEW_SHIFT, axis=2)])
+    return np.asarray(classify(views)).reshape(3, len(crops), -1).mean(axis=0)
+
+
+def split_by_recognition(region: np.ndarray, classify, whole_bonus: float = WHOLE_BONUS) -> list[Piece]:
+    """Touching digits cut where the model reads them best: the chosen digits, left to right.
+
+    Every stretch of the mark between two cut paths (:func:`cut_paths`) that could be one digit is read by the
+    model (averaged over shifted views, :func:`read_views`) and scored by :func:`piece_score`; the segmentation with
+    the best total score is found by dynamic programming over the paths (:func:`best_segmentations`). The whole mark
+    is one of the candidates, with ``whole_bonus`` added to its score: a wide single digit stays whole unless it
+    reads clearly better cut.
     """
     height, width = region.shape
+    whole = Piece(region, np.zeros(height, np.int32), np.full(height, width, np.int32))
     if width < SPLIT_ASPECT * height:
-        return [(0, width)]
-    cuts = candidate_cuts(region)
-    spans, crops = [], []
-    for i, start in enumerate(cuts):
-        for end in cuts[i + 1 :]:
-            if not MIN_DIGIT_WIDTH * height <= end - start <= MAX_DIGIT_WIDTH * height:
+        return [whole]
+    paths = cut_paths(region)
+    spans, masks, crops, shapes = [], [], [], []
+    last = len(paths) - 1
+    for i, left in enumerate(paths):
+        for j in range(i + 1, len(paths)):
+            right = paths[j]
+            extent = float((right - left).mean())
+            if extent > MAX_DIGIT_WIDTH * height and (i, j) != (0, last):
+                if i > 0:
+                    break
+                continue  # the whole mark is always a candidate, however wide
+            if extent < MIN_DIGIT_WIDTH * height:
                 continue
-            piece = piece_of(region, start, end)
-            rows = np.flatnonzero(piece.any(axis=1))
-            if rows.size == 0 or rows[-1] - rows[0] + 1 < 0.5 * height:
+            piece = region if (i, j) == (0, last) else piece_between(region, left, right)
+            rows, cols = _ink_extent(piece)
+            if rows.size == 0:
                 continue
-            spans.append((i, cuts.index(end)))
-            crops.append(mnist_crop(piece))
-    if not spans:
-        return [(0, width)]
-    probabilities = np.asarray(classify(np.stack(crops)))
-    scores = {}
-    for (i, j), probability in zip(spans, probabilities):
-        aspect = (cuts[j] - cuts[i]) / height
-        one = int(probability.argmax()) == 1 and aspect < NARROW_DIGIT
-        penalty = SPLIT_COST + 0.5 * ((aspect - (ONE_ASPECT if one else DIGIT_ASPECT)) / ASPECT_SPREAD) ** 2
-        if aspect < NARROW_DIGIT and not one:
-            penalty += 2.0
-        scores[(i, j)] = float(np.log(max(float(probability.max()), 1e-6))) - penalty
-    best = [0.0] + [-np.inf] * (len(cuts) - 1)
-    previous = [-1] * len(cuts)
-    for j in range(1, len(cuts)):
+            piece_height = rows[-1] - rows[0] + 1
+            if piece_height < 0.4 * height:
+                continue
+            spans.append((i, j))
+            masks.append(piece)
+            crops.append(mnist_crop(piece.astype(np.uint8) * 255))
+            shapes.append(((cols[-1] - cols[0] + 1) / piece_height, piece_height / height, (i, j) != (0, last)))
+    if len(spans) <= 1:
+        return [whole]
+    probabilities = read_views(np.stack(crops), classify)
+    scores = {
+        span: piece_score(probability, *shape) + (0.0 if shape[2] else whole_bonus)
+        for span, probability, shape in zip(spans, probabilities, shapes)
+    }
+    pieces = dict(zip(spans, masks))
+    ways = best_segmentations(scores, len(paths))
+    if not ways:
+        return [whole]
+    count = max(ways, key=lambda n: ways[n][0])
+
+    chosen = ways[count][1]
+    return [Piece(pieces[(i, j)], paths[i], paths[j]) for i, j in chosen]
+
+
+def best_segmentations(scores: dict, nodes: int, most: int = 8) -> dict:
+    """{number of pieces: (best total score, [(i, j) spans])} over paths from node 0 to node ``nodes - 1`` whose
+    steps are the scored spans ``scores[(i, j)]``: dynamic programming over the nodes and the piece count."""
+    best = np.full((nodes, most + 1), -np.inf)
+    previous = np.full((nodes, most + 1), -1, np.int64)
+    best[0, 0] = 0.0
+    for j in range(1, nodes):
         for i in range(j):
-            if (i, j) in scores and best[i] + scores[(i, j)] > best[j]:
-                best[j], previous[j] = best[i] + scores[(i, j)], i
-    if best[-1] == -np.inf:
-        return [(0, width)]
-    path, j = [], len(cuts) - 1
-    while j > 0:
-        path.append((cuts[previous[j]], cuts[j]))
-        j = previous[j]
-    return path[::-1]
+            score = scores.get((i, j))
+            if score is None:
+                continue
+            candidate = best[i, :-1] + score
+            better = candidate > best[j, 1:]
+            best[j, 1:][better] = candidate[better]
+            previous[j, 1:][better] = i
+    ways = {}
+    for count in range(1, most + 1):
+        if best[-1, count] == -np.inf:
+            continue
+        spans, j, n = [], nodes - 1, count
+        while j > 0:
+            i = int(previous[j, n])
+            spans.append((i, j))
+            j, n = i, n - 1
+        ways[count] = (float(best[-1, count]), spans[::-1])
+    return ways
 
 
 # ---------------------------------------------------------------- the pipeline
@@ -570,7 +757,15 @@ def segment_image(
             tuple(steps),
         )
     if classify is not None and not form.boxes:
-        marks = [piece for mark in marks for piece in _split_mark(mark, labels, classify)]
+        marks = [
+            piece
+            for mark in marks
+            for piece in (
+                _split_mark(mark, labels, classify, _whole_bonus(mark, marks))
+                if _may_be_several(mark, marks)
+                else [mark]
+            )
+        ]
     crops = [mnist_crop(mark_mask(mark, labels)) for mark in marks]
     boxes = [_box_to_original(mark, view.to_original, original_shape) for mark in marks]
     if debug:
@@ -625,32 +820,57 @@ def marks_in_boxes(mask: np.ndarray, boxes: tuple) -> tuple[np.ndarray, list]:
     return labels, marks
 
 
-def _split_mark(mark: _Mark, labels: np.ndarray, classify) -> list:
+def _may_be_several(mark: _Mark, marks: list) -> bool:
+    """Whether a mark is wide enough to be touching digits: wider than :data:`SPLIT_ASPECT` x its height and, in a
+    number of several separate marks, clearly wider (:data:`SIBLING_RATIO`) than the others (a wide 2 or 4 among
+    single digits stays whole)."""
+    if mark.width < SPLIT_ASPECT * mark.height:
+        return False
+    siblings = _siblings(mark, marks)
+    return len(siblings) < 2 or mark.width >= SIBLING_RATIO * float(np.median(siblings))
+
+
+def _siblings(mark: _Mark, marks: list) -> list:
+    """The widths of the other digit-tall marks of the number."""
+    return [other.width for other in marks if other is not mark and other.height >= 0.6 * mark.height]
+
+
+def _whole_bonus(mark: _Mark, marks: list) -> float:
+    return WHOLE_BONUS + (SIBLING_BONUS if len(_siblings(mark, marks)) >= 2 else 0.0)
+
+
+def _split_mark(mark: _Mark, labels: np.ndarray, classify, whole_bonus: float = WHOLE_BONUS) -> list:
     region = mark_mask(mark, labels) > 0
-    spans = split_by_recognition(region, classify)
-    if len(spans) == 1:
+    pieces = split_by_recognition(region, classify, whole_bonus)
+    if len(pieces) == 1:
         return [mark]
-    pieces = []
-    for start, end in spans:
-        piece = piece_of(region, start, end)
-        rows, cols = _ink_extent(piece)
-        pieces.append(
+    marks = []
+    for piece in pieces:
+        rows, cols = _ink_extent(piece.mask)
+        marks.append(
             _CutMark(
-                *_piece_box(mark, start, rows, cols),
+                *_piece_box(mark, 0, rows, cols),
                 mark.labels,
-                (mark.x + start, mark.x + end),
-                piece_mask=piece[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1],
+                (mark.x + piece.span[0], mark.x + piece.span[1]),
+                piece_mask=piece.mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.uint8) * 255,
+                cuts=tuple(
+                    np.stack([mark.x + path, mark.y + np.arange(len(path))], axis=1)
+                    for path, edge in ((piece.left, 0), (piece.right, region.shape[1]))
+                    if not (path == edge).all()
+                ),
             )
         )
-    return pieces
+    return marks
 
 
 @dataclass
 class _CutMark(_Mark):
-    """A digit cut from touching digits by recognition: its own ink (slivers of neighbours left out)."""
+    """A digit cut from touching digits by recognition: its own ink (slivers of neighbours left out), and the cut
+    paths bounding it ((n, 2) x, y points in the mark's view) for the debug picture."""
 
     column_range: tuple = (0, 0)
     piece_mask: np.ndarray | None = None
+    cuts: tuple = ()
 
 
 def _upright(view: _View, labels, marks, small_text_ratio, classify):
@@ -766,6 +986,7 @@ def _removed(before: np.ndarray, after: np.ndarray) -> np.ndarray:
 
 
 def _cuts(mask: np.ndarray, marks: list) -> np.ndarray:
+    """Each digit's box, numbered, and the cut paths that parted touching digits (red)."""
     import cv2
 
     picture = _as_rgb(mask)
@@ -774,6 +995,9 @@ def _cuts(mask: np.ndarray, marks: list) -> np.ndarray:
         cv2.putText(
             picture, str(number), (mark.x, max(12, mark.y - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 140, 0), 1
         )
+    for mark in marks:  # over the boxes: a cut often runs along a piece's box
+        for path in getattr(mark, "cuts", ()):
+            cv2.polylines(picture, [path.astype(np.int32).reshape(-1, 1, 2)], False, (230, 30, 30), 2)
     return picture
 
 
