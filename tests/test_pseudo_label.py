@@ -87,6 +87,9 @@ def test_pseudo_labels_come_from_the_fold_model_and_no_answer_key_is_read(projec
         (dict(pseudo_label=0.3), "--pseudo-label must be 0 (off) or a probability between 0.5 and 1"),
         (dict(pseudo_label=float("nan")), "--pseudo-label must be a finite number"),
         (dict(pseudo_label=0.9, full_train=True), "do not go together"),
+        (dict(pseudo_label=0.9, pseudo_epochs=-1), "--pseudo-epochs must be 0"),
+        (dict(pseudo_epochs=3), "it needs --pseudo-label"),
+        (dict(pseudo_label=0.9, pseudo_epochs=1.5), "--pseudo-epochs must be a whole number"),
         (dict(elastic=1.5), "--elastic must be between 0 and 1"),
         (dict(elastic=0.5, augment=False), "it needs augmentation on"),
     ],
@@ -117,3 +120,56 @@ def test_unsmoothed_is_the_identity_without_smoothing():
 
     probabilities = np.array([[0.2, 0.8], [0.999, 0.001]])
     assert unsmoothed(probabilities, 0.0) is probabilities
+
+
+@pytest.mark.parametrize("pseudo_epochs", [0, 1, 4])
+def test_second_round_config_fine_tunes_briefly_at_a_lower_rate(pseudo_epochs):
+    from digit_recognizer.modeling.train import second_round_config
+
+    config = ExperimentConfig(name="x", epochs=12, learning_rate=3e-3, pseudo_label=0.99, pseudo_epochs=pseudo_epochs)
+    second = second_round_config(config)
+    if pseudo_epochs:
+        assert second.epochs == pseudo_epochs
+        assert 0 < second.learning_rate < config.learning_rate
+    else:  # from scratch: the first round's recipe exactly
+        assert second == config
+    unchanged = {"architecture", "batch_size", "augment", "label_smoothing", "ema", "seed", "cv", "pseudo_label"}
+    assert {name: getattr(second, name) for name in unchanged} == {name: getattr(config, name) for name in unchanged}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pseudo_epochs", [0, 1])
+def test_fine_tuned_second_round_starts_from_the_first_rounds_weights(project, pseudo_epochs):
+    """With a learning rate too small to move the weights, a fine-tuned second-round model keeps its fold's
+    first-round weights; one trained from scratch does not."""
+    from digit_recognizer.modeling.inference import load_model_file
+
+    options = ["--pseudo-epochs", str(pseudo_epochs)] if pseudo_epochs else []
+    code = main(
+        [
+            "--root",
+            str(project.root),
+            "train",
+            "--preset",
+            "seed",
+            "--epochs",
+            "1",
+            "--learning-rate",
+            "1e-9",
+            "--cv",
+            "2",
+            "--pseudo-label",
+            "0.5",
+            *options,
+            "--name",
+            "ft",
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    experiment = Experiment(project, "ft")
+    for fold in (0, 1):
+        first = load_model_file(experiment.member_file(fold)).get_weights()
+        second = load_model_file(experiment.member_file(f"p{fold}")).get_weights()
+        same = all(np.allclose(a, b, atol=1e-5) for a, b in zip(first, second))
+        assert same == bool(pseudo_epochs)

@@ -273,6 +273,14 @@ class ExperimentConfig:
             metavar="P",
         ),
     )
+    pseudo_epochs: int = field(
+        default=0,
+        metadata=_option(
+            "epochs of the second round, fine-tuned from the fold's first-round model at a third of the learning "
+            "rate (0 = the second round trains from scratch for --epochs); needs --pseudo-label",
+            metavar="N",
+        ),
+    )
     ema: bool = field(
         default=False, metadata=_option("use an exponential moving average of the weights as the final model")
     )
@@ -297,6 +305,7 @@ class ExperimentConfig:
             "max_rows",
             "elastic",
             "pseudo_label",
+            "pseudo_epochs",
         ):
             value = getattr(self, name)
             kind = float if name in ("learning_rate", "label_smoothing", "holdout", "elastic", "pseudo_label") else int
@@ -340,6 +349,12 @@ class ExperimentConfig:
             raise ValueError(
                 f"--pseudo-label must be 0 (off) or a probability between 0.5 and 1, got {self.pseudo_label}"
             )
+        if self.pseudo_epochs < 0:
+            raise ValueError(
+                f"--pseudo-epochs must be 0 (a second round from scratch) or positive, got {self.pseudo_epochs}"
+            )
+        if self.pseudo_epochs and not self.pseudo_label:
+            raise ValueError("--pseudo-epochs sets the second round's length: it needs --pseudo-label")
         if self.pseudo_label and self.full_train:
             raise ValueError(
                 "--pseudo-label and --full-train do not go together: the second round's models are the submission"

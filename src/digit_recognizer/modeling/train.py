@@ -18,7 +18,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -182,8 +182,12 @@ def train_member(
     verbose: int = 1,
     devices: list[str] | None = None,
     throughput: _Throughput | None = None,
+    start_from: Path | None = None,
 ):
-    """Train one model (a fold, the holdout model or the full-data model) with resume support; save it atomically."""
+    """Train one model (a fold, the holdout model or the full-data model) with resume support; save it atomically.
+
+    ``start_from``, a saved model of the same architecture, gives the initial weights (fine-tuning) instead of a
+    random initialisation."""
     from digit_recognizer.modeling.keras_import import import_keras_quietly
 
     import_keras_quietly()
@@ -214,6 +218,8 @@ def train_member(
         from digit_recognizer.modeling.models import build_model
 
         model = build_model(config.architecture, competition.image_shape, competition.num_classes)
+        if start_from is not None:
+            model.load_weights(start_from)
         compile_model(model, config, steps_per_epoch)
 
     backup_dir = experiment.backup_dir(member)
@@ -233,6 +239,7 @@ def train_member(
             verbose=verbose,
             devices=devices,
             throughput=throughput,
+            start_from=start_from,
         )
     trim_history(history_file, completed)
     # The log first, the backup last: a kill between the two logs an epoch the backup lacks, and trim_history
@@ -401,14 +408,16 @@ def train_round(
     rows,
     folds,
     extra=None,
+    start_from=None,
     verbose: int = 1,
     devices=None,
     throughput=None,
     log=print,
 ) -> tuple[np.ndarray, list[float]]:
     """Train (or, when saved, skip) one member per fold: member ``members[k]`` trains on the rows outside fold k (plus
-    ``extra(k)``'s images and labels, if given) and is validated on fold k. Return the out-of-fold probabilities of
-    every row (zeros outside the validated folds) and each fold's accuracy."""
+    ``extra(k)``'s images and labels, if given; from the weights of the model file ``start_from(k)``, if given) and
+    is validated on fold k. Return the out-of-fold probabilities of every row (zeros outside the validated folds)
+    and each fold's accuracy."""
     oof_probabilities = np.zeros((len(labels), competition.num_classes), dtype=np.float32)
     accuracies = []
     for fold, member in enumerate(members):
@@ -448,6 +457,7 @@ def train_round(
                 verbose=verbose,
                 devices=devices,
                 throughput=throughput,
+                start_from=None if start_from is None else start_from(fold),
             )
             probabilities = predict_probabilities(model, images[valid_mask])
             write_npz(valid_file, rows=rows[valid_mask], labels=labels[valid_mask], probabilities=probabilities)
@@ -470,6 +480,17 @@ def unsmoothed(probabilities: np.ndarray, label_smoothing: float) -> np.ndarray:
         return probabilities
     classes = probabilities.shape[-1]
     return np.clip((probabilities - label_smoothing / classes) / (1 - label_smoothing), 0.0, 1.0)
+
+
+FINE_TUNE_LEARNING_RATE = 1 / 3  # the second round's peak learning rate, as a share of the first round's
+
+
+def second_round_config(config: ExperimentConfig) -> ExperimentConfig:
+    """How the pseudo-label round trains: like the first round, or, with ``pseudo_epochs``, fine-tuned for that
+    many epochs at a third of the learning rate (a short warm restart from the first round's weights)."""
+    if not config.pseudo_epochs:
+        return config
+    return replace(config, epochs=config.pseudo_epochs, learning_rate=config.learning_rate * FINE_TUNE_LEARNING_RATE)
 
 
 PSEUDO_RULE = "unsmoothed-v1"  # how the confidence of a saved pseudo-label file was measured
@@ -555,11 +576,17 @@ def train_experiment(
         log(
             f"first round: {'out-of-fold' if config.cv else 'holdout'} accuracy {first_round_score:.5f}; second round with "
             f"test images the first round is sure of (probability >= {config.pseudo_label:g}), labelled by its own predictions"
+            + (
+                f", fine-tuned from each fold's first-round model for {config.pseudo_epochs} epochs"
+                if config.pseudo_epochs
+                else ""
+            )
         )
         test = load_test(paths, competition)
+        first_members = members
         members = [f"p{member}" for member in members]
         oof_probabilities, fold_accuracies = train_round(
-            config,
+            second_round_config(config),
             competition,
             experiment,
             members,
@@ -568,6 +595,7 @@ def train_experiment(
             rows,
             folds,
             extra=lambda fold: pseudo_labels(config, competition, experiment, fold, test, log=log),
+            start_from=(lambda fold: experiment.member_file(first_members[fold])) if config.pseudo_epochs else None,
             **common,
         )
     write_npz(
