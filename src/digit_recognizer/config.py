@@ -281,6 +281,13 @@ class ExperimentConfig:
             metavar="N",
         ),
     )
+    tta: bool = field(
+        default=False,
+        metadata=_option(
+            "test-time augmentation in this experiment's recipe: its validation score and `predict` average each "
+            "image's probabilities with those of four copies shifted by one pixel (`predict --no-tta` overrides)"
+        ),
+    )
     ema: bool = field(
         default=False, metadata=_option("use an exponential moving average of the weights as the final model")
     )

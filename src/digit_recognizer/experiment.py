@@ -148,6 +148,14 @@ class Experiment:
             raise UserError(f"{self.config_file}: corrupt JSON; retrain experiment '{self.name}'")
         return config
 
+    def default_tta(self) -> bool:
+        """Whether the experiment's recipe predicts with test-time augmentation (``--tta`` at training); False for
+        ensembles and experiments saved before the option existed."""
+        try:
+            return bool(self.read_config().get("tta", False))
+        except UserError:
+            return False
+
     def data_fingerprint(self) -> str:
         """The train.csv content hash the experiment was trained on (``--max-rows`` runs add ``-n<rows>``)."""
         try:

@@ -186,8 +186,7 @@ def add_kernel(subparsers) -> None:
     build.add_argument("--title", help="kernel title (default: from the slug)")
     from digit_recognizer.cli.pipeline import add_train_options
 
-    add_train_options(build, include_quiet=False)  # the same options, help and checks as `train`
-    build.add_argument("--tta", action="store_true", help="test-time augmentation when predicting")
+    add_train_options(build, include_quiet=False)  # the same options, help and checks as `train` (--tta included)
     build.add_argument(
         "--no-gpu", dest="gpu", action="store_false", help="run without a GPU accelerator (default: GPU on)"
     )
@@ -267,8 +266,6 @@ def cmd_kernel_build(args) -> int:
         int(competition.rows["train"]), competition.num_classes, config.max_rows, config.holdout, config.cv
     )
     run_args = train_option_arguments(args)[2:]  # the preset goes into the script on its own
-    if args.tta:
-        run_args.append("--tta")
     built = build_kernel(
         paths,
         competition,

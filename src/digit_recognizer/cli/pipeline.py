@@ -229,7 +229,13 @@ def add_predict(subparsers):
         "probabilities are averaged.",
     )
     parser.add_argument("--experiment", help="experiment name (default: the latest trained)")
-    parser.add_argument("--tta", action="store_true", help="test-time augmentation: average over shifted copies")
+    parser.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="test-time augmentation: also average over four copies shifted by one pixel "
+        "(default: the experiment's recipe, on for experiments trained with --tta, such as the fast preset)",
+    )
     parser.set_defaults(func=cmd_predict)
 
 
@@ -239,12 +245,15 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def run_prediction(paths, competition, experiment=None, tta=False):
+def run_prediction(paths, competition, experiment=None, tta=None):
     from digit_recognizer.modeling.inference import predict_experiment
     from digit_recognizer.tracking import leaderboard
 
     prediction = predict_experiment(paths, competition, experiment, tta=tta)
-    say(f"predicted {len(prediction.probabilities)} test images with {prediction.experiment}")
+    say(
+        f"predicted {len(prediction.probabilities)} test images with {prediction.experiment}"
+        + (" (test-time augmentation: 5 shifted copies each)" if prediction.tta else "")
+    )
     say(f"submission: {prediction.submission}")
     say(f"latest:     {prediction.latest}")
     leaderboard.record_prediction(paths, competition, prediction.experiment, prediction.submission)
@@ -349,8 +358,7 @@ def add_run(subparsers):
         description="Fetch (the offline sample when there is neither data nor Kaggle credentials), "
         "train, predict test.csv, validate the submission and read the example photos.",
     )
-    add_train_options(parser)
-    parser.add_argument("--tta", action="store_true", help="test-time augmentation when predicting")
+    add_train_options(parser)  # includes --tta/--no-tta: the experiment's recipe, which predict follows
     parser.set_defaults(func=cmd_run)
 
 
@@ -374,7 +382,7 @@ def cmd_run(args) -> int:
         say_fetch(fetch(paths, competition, source=source), paths)
     config = config_from_args(args, paths, competition)
     run_training(config, paths, competition, quiet=args.quiet)
-    run_prediction(paths, competition, config.name, tta=args.tta)
+    run_prediction(paths, competition, config.name)
     run_validation(paths, competition, paths.submission_file(config.name))
     read_examples(paths, config.name)
     return 0

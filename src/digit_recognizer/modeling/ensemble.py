@@ -66,11 +66,12 @@ def member_test_probabilities(paths: Paths, competition: Competition, experiment
     """The experiment's test probabilities: saved by `predict` from this very test.csv (same hash), else predicted
     now (and saved)."""
     member = Experiment(paths, experiment)
-    saved = member.read_test_probabilities(test.fingerprint, (len(test.images), competition.num_classes))
+    tta = member.default_tta()  # the member's own recipe, as `predict` uses it
+    saved = member.read_test_probabilities(test.fingerprint, (len(test.images), competition.num_classes), tta=tta)
     if saved is not None:
         return saved
-    probabilities = ensemble_probabilities(load_members(paths, experiment), test.images)
-    member.write_test_probabilities(probabilities, test.fingerprint)
+    probabilities = ensemble_probabilities(load_members(paths, experiment), test.images, tta=tta)
+    member.write_test_probabilities(probabilities, test.fingerprint, tta=tta)
     return probabilities
 
 

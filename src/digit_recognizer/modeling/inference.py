@@ -26,6 +26,7 @@ class Prediction:
     probabilities: np.ndarray
     submission: Path
     latest: Path
+    tta: bool = False
 
 
 def load_model_file(path: Path):
@@ -115,13 +116,15 @@ def predict_probabilities(model, images: np.ndarray, batch_size: int = 512) -> n
 
 
 def predict_experiment(
-    paths: Paths, competition: Competition, experiment: str | None = None, tta: bool = False
+    paths: Paths, competition: Competition, experiment: str | None = None, tta: bool | None = None
 ) -> Prediction:
     """Predict test.csv with an experiment's models; save the probabilities (keyed by test.csv's hash) and write its
-    submission and the latest submission.csv."""
+    submission and the latest submission.csv. ``tta`` None follows the experiment's recipe (its ``--tta``)."""
     from digit_recognizer.experiment import find
 
     found = find(paths, experiment)
+    if tta is None:
+        tta = found.default_tta()
     test = load_test(paths, competition)  # before the models: a bad test.csv is reported without loading TensorFlow
     found.read_metrics()
     models = load_members(paths, found.name)
@@ -131,4 +134,4 @@ def predict_experiment(
         submission = write_submission(found.submission_file, labels, competition)
         latest = write_submission(paths.latest_submission, labels, competition)
         found.write_test_probabilities(probabilities, test.fingerprint, tta=tta)
-    return Prediction(found.name, probabilities, submission, latest)
+    return Prediction(found.name, probabilities, submission, latest, tta)

@@ -42,7 +42,8 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             name="fast",
-            description="compact batch-normalised CNN, 8 epochs, augmentation, cosine schedule (default)",
+            description="compact batch-normalised CNN, 8 epochs, augmentation, cosine schedule, "
+            "test-time augmentation (default)",
             overrides=dict(
                 architecture="compact",
                 epochs=8,
@@ -51,6 +52,7 @@ PRESETS: dict[str, Preset] = {
                 schedule="cosine",
                 augment=True,
                 label_smoothing=0.05,
+                tta=True,  # 5-fold out-of-fold: 236 errors against 253 without, McNemar p = 0.03
             ),
         ),
         Preset(

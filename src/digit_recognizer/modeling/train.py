@@ -30,7 +30,7 @@ from digit_recognizer.config import Competition, ExperimentConfig, Paths
 from digit_recognizer.data import Dataset, class_warnings, load_train
 from digit_recognizer.errors import UserError, quote
 from digit_recognizer.experiment import FULL_MEMBER, Experiment
-from digit_recognizer.modeling.inference import predict_probabilities
+from digit_recognizer.modeling.inference import ensemble_probabilities, predict_probabilities
 
 __all__ = ["BACKUP_METADATA", "BACKUP_WEIGHTS", "FULL_MEMBER", "train_experiment", "train_member"]
 
@@ -459,7 +459,8 @@ def train_round(
                 throughput=throughput,
                 start_from=None if start_from is None else start_from(fold),
             )
-            probabilities = predict_probabilities(model, images[valid_mask])
+            # scored as the experiment predicts: with test-time augmentation when its recipe has it (--tta)
+            probabilities = ensemble_probabilities([model], images[valid_mask], tta=config.tta)
             write_npz(valid_file, rows=rows[valid_mask], labels=labels[valid_mask], probabilities=probabilities)
             shutil.rmtree(experiment.backup_dir(member), ignore_errors=True)
         member_probabilities = experiment.read_member_validation(member).probabilities
