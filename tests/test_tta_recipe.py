@@ -59,7 +59,7 @@ def test_validation_predict_and_ensemble_follow_the_recipe(project, competition,
     )
 
 
-def test_fast_preset_predicts_with_tta():
-    assert get_preset("fast").config("x").tta
+def test_presets_beyond_the_baseline_predict_with_tta():
+    assert all(get_preset(name).config("x").tta for name in ("fast", "strong", "best"))
     assert not get_preset("seed").config("x").tta  # the baseline stays the seeds' notebook exactly
     assert not get_preset("fast").config("x", tta=False).tta  # --no-tta overrides the preset
