@@ -231,10 +231,11 @@ def non_digits(images, seed: int = 0):
 
     - ``pair``: the digit beside the next one in the batch, overlapping by 0-6 columns (two touching digits read as
       one), scaled to 28 columns wide;
-    - ``fragment``: a left or right part (10-15 of the middle 20 columns) of a digit, at the digit's height (the
-      longer side, as ``mnist_crop`` scales a cut piece), centred; unusable when under :data:`MIN_FRAGMENT_COLUMNS` wide (a stroke that may be a fair 1);
+    - ``fragment``: the left or the right 30-50% of a digit's own ink width, at the digit's height (the longer side,
+      as ``mnist_crop`` scales a cut piece), centred; unusable when under :data:`MIN_FRAGMENT_COLUMNS` columns of
+      ink (a stroke that may be a fair 1) or cut from a digit under twice that wide (a part would be most of it);
     - ``lines``: a form box's leftovers: a horizontal bar with a vertical bar at one or both ends (an L, a U),
-      1-3 px thick.
+      1-3 px thick (never a top bar with its right end alone: that is a 7).
 
     Returns ``(images, usable)``: float32 ``(n, 28, 28, 1)`` in [0, 1] and a bool ``(n,)``. TensorFlow ops, for a
     ``tf.data`` map.
@@ -264,13 +265,27 @@ def non_digits(images, seed: int = 0):
     pair = tf.image.resize(joined, tf.stack([height, size]), antialias=True)
     pair = tf.image.resize_with_crop_or_pad(pair, size, size)
 
-    # fragments: the left or the right part of a digit, stretched back to the digit's height
-    width = tf.random.uniform((), 10, 16, tf.int32, seed=seed + 2)
-    from_left = uniform((), salt=3) < 0.5
-    part = tf.cond(from_left, lambda: images[:, :, 4 : 4 + width], lambda: images[:, :, 24 - width : 24])
-    fragment = tf.image.resize_with_crop_or_pad(part, size, size)
-    columns = tf.reduce_sum(tf.cast(tf.reduce_max(fragment, axis=1) > 0.3, tf.int32), axis=[1, 2])
-    fragment_usable = columns >= MIN_FRAGMENT_COLUMNS
+    # fragments: the left or the right 30-50% of a digit's own ink width, centred again (a digit cut in two)
+    index = tf.range(size, dtype=tf.int32)[None, :]
+    inked = tf.reduce_max(images[..., 0], axis=1) > 0.3  # (n, 28) columns holding ink
+    first = tf.argmax(tf.cast(inked, tf.int32), axis=1, output_type=tf.int32)[:, None]
+    last = size - 1 - tf.argmax(tf.cast(inked[:, ::-1], tf.int32), axis=1, output_type=tf.int32)[:, None]
+    digit_width = tf.cast(last - first + 1, tf.float32)
+    kept = tf.cast(tf.round(digit_width * uniform(tf.shape(digit_width), 0.3, 0.5, salt=2)), tf.int32)
+    from_left = uniform(tf.shape(digit_width), salt=3) < 0.5
+    keep = tf.where(from_left, index < first + kept, index > last - kept)
+    fragment = images * tf.cast(keep, tf.float32)[:, None, :, None]
+    shift = tf.cast(
+        tf.round(
+            (size - 1) / 2
+            - tf.cast(tf.where(from_left, first, last - kept + 1), tf.float32)
+            - (tf.cast(kept, tf.float32) - 1) / 2
+        ),
+        tf.int32,
+    )
+    fragment = tf.gather(fragment, tf.math.floormod(index - shift, size), axis=2, batch_dims=1)
+    columns = tf.reduce_sum(tf.cast(tf.reduce_max(fragment[..., 0], axis=1) > 0.3, tf.int32), axis=1)
+    fragment_usable = (columns >= MIN_FRAGMENT_COLUMNS) & (digit_width[:, 0] >= 2 * MIN_FRAGMENT_COLUMNS)
 
     # lines: a bar along the top or the bottom of a 20x20 box with vertical bars at its ends (an L or a U)
     rows = tf.range(size, dtype=tf.float32)[None, :, None, None]
@@ -284,7 +299,8 @@ def non_digits(images, seed: int = 0):
     reach = tf.floor(uniform(one, 8, 20, salt=8))
     span_rows = tf.where(top, (rows >= 4.0) & (rows < 4.0 + reach), (rows >= 24.0 - reach) & (rows < 24.0))
     ends = uniform(one, salt=9)  # < 1/3: left end only, < 2/3: right end only, else both (a U)
-    at_left = (cols >= first) & (cols < first + thick) & ((ends < 1 / 3) | (ends >= 2 / 3))
+    at_left = (cols >= first) & (cols < first + thick) & ((ends < 1 / 3) | (ends >= 2 / 3) | top)
+    # a bar along the top with its right end alone would be a fair 7: those get both ends
     at_right = (cols >= last - thick) & (cols < last) & (ends >= 1 / 3)
     lines = tf.cast(horizontal | (span_rows & (at_left | at_right)), tf.float32)
 
