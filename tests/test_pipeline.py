@@ -125,3 +125,51 @@ def test_run_on_an_empty_folder_uses_the_sample(tmp_path, competition):
     own = _check_submission(paths.submission_file("first"), 1000)
     assert own.equals(_check_submission(paths.latest_submission, 1000))
     assert "submission.csv: valid (1000 rows)" in result.stdout or "first.csv: valid (1000 rows)" in result.stdout
+
+
+# ---------------------------------------------------------------- which experiment reads photos by default
+def _experiment_on_leaderboard(paths, name: str, score: float, finished: bool = True, **config) -> None:
+    import json
+
+    from digit_recognizer.config import ExperimentConfig
+    from digit_recognizer.experiment import Experiment
+    from digit_recognizer.tracking.leaderboard import upsert
+
+    experiment = Experiment(paths, name)
+    experiment.folder.mkdir(parents=True, exist_ok=True)
+    record = {"config": ExperimentConfig(name=name, **config).to_dict()}
+    experiment.config_file.write_text(json.dumps(record), encoding="utf-8")
+    if finished:
+        experiment.metrics_file.write_text("{}", encoding="utf-8")
+    paths.leaderboard.parent.mkdir(parents=True, exist_ok=True)
+    upsert(paths.leaderboard, name, score=f"{score:.5f}")
+
+
+def test_images_prefer_the_best_experiment_trained_for_photos(tmp_path):
+    from digit_recognizer.config import Paths
+    from digit_recognizer.photos.pipeline import choose_experiment
+
+    paths = Paths(tmp_path)
+    _experiment_on_leaderboard(paths, "kaggle-best", 0.996)
+    _experiment_on_leaderboard(paths, "plain", 0.99)
+    assert choose_experiment(paths, None) == ("kaggle-best", "the best on the leaderboard")
+    _experiment_on_leaderboard(paths, "photo-weak", 0.97, photo_negatives=0.2)
+    _experiment_on_leaderboard(paths, "photo-strong", 0.98, photo_augment=0.5)
+    _experiment_on_leaderboard(paths, "photo-unfinished", 0.995, finished=False, photo_augment=0.5)
+    chosen, why = choose_experiment(paths, None)
+    assert chosen == "photo-strong" and "trained for photos" in why
+    # a request still wins
+    assert choose_experiment(paths, "plain") == ("plain", "as requested")
+
+
+def test_an_unreadable_config_is_not_trained_for_photos(tmp_path):
+    from digit_recognizer.config import Paths
+    from digit_recognizer.experiment import Experiment
+    from digit_recognizer.photos.pipeline import choose_experiment, trained_for_photos
+
+    paths = Paths(tmp_path)
+    _experiment_on_leaderboard(paths, "plain", 0.99)
+    _experiment_on_leaderboard(paths, "broken", 0.98, photo_augment=0.5)
+    Experiment(paths, "broken").config_file.write_text("{not json", encoding="utf-8")
+    assert not trained_for_photos(Experiment(paths, "broken"))
+    assert choose_experiment(paths, None)[0] == "plain"

@@ -247,6 +247,23 @@ class ExperimentConfig:
             "share of training images also elastically distorted (Simard 2003; 0 = off, needs --augment)", metavar="P"
         ),
     )
+    photo_augment: float = field(
+        default=0.0,
+        metadata=_option(
+            "share of training images also given photo-like changes: stroke width, binarised edges, width stretch, "
+            "a box line's leftover (for reading photos with `images`; 0 = off, needs --augment)",
+            metavar="P",
+        ),
+    )
+    photo_negatives: float = field(
+        default=0.0,
+        metadata=_option(
+            "share of each training batch replaced by synthetic non-digits made from its digits (two touching digits "
+            "as one, a digit's left or right part, a form box's lines) with a uniform target, so that the model is "
+            "unsure of them: the photo pipeline's touching-digit cuts are scored by its confidence (0 = off)",
+            metavar="P",
+        ),
+    )
     label_smoothing: float = field(default=0.05, metadata=_option("override the preset's label smoothing"))
     patience: int = field(
         default=0, metadata=_option("early stopping patience in epochs on validation accuracy (0 = off)")
@@ -311,11 +328,26 @@ class ExperimentConfig:
             "cv",
             "max_rows",
             "elastic",
+            "photo_augment",
+            "photo_negatives",
             "pseudo_label",
             "pseudo_epochs",
         ):
             value = getattr(self, name)
-            kind = float if name in ("learning_rate", "label_smoothing", "holdout", "elastic", "pseudo_label") else int
+            kind = (
+                float
+                if name
+                in (
+                    "learning_rate",
+                    "label_smoothing",
+                    "holdout",
+                    "elastic",
+                    "photo_augment",
+                    "photo_negatives",
+                    "pseudo_label",
+                )
+                else int
+            )
             if (
                 isinstance(value, bool)
                 or not isinstance(value, (int, float))
@@ -352,6 +384,16 @@ class ExperimentConfig:
             raise ValueError(f"--elastic must be between 0 and 1 (the share of images distorted), got {self.elastic}")
         if self.elastic and not self.augment:
             raise ValueError("--elastic distorts the augmented images: it needs augmentation on (--augment)")
+        if not 0 <= self.photo_augment <= 1:
+            raise ValueError(
+                f"--photo-augment must be between 0 and 1 (the share of images changed), got {self.photo_augment}"
+            )
+        if self.photo_augment and not self.augment:
+            raise ValueError("--photo-augment changes the augmented images: it needs augmentation on (--augment)")
+        if not 0 <= self.photo_negatives < 1:
+            raise ValueError(
+                f"--photo-negatives must be at least 0 and below 1 (the share of a batch replaced), got {self.photo_negatives}"
+            )
         if self.pseudo_label and not 0.5 <= self.pseudo_label <= 1:
             raise ValueError(
                 f"--pseudo-label must be 0 (off) or a probability between 0.5 and 1, got {self.pseudo_label}"

@@ -67,6 +67,8 @@ def make_dataset(
     augment: bool = False,
     seed: int = 0,
     elastic: float = 0.0,
+    photo_augment: float = 0.0,
+    photo_negatives: float = 0.0,
 ):
     """uint8 images -> batched float32 [0, 1] tf.data pipeline with one-hot labels.
 
@@ -88,8 +90,14 @@ def make_dataset(
     if augment:
         from digit_recognizer.modeling.augment import build_augmenter
 
-        augmenter = build_augmenter(seed, elastic=elastic)
+        augmenter = build_augmenter(seed, elastic=elastic, photo=photo_augment)
         dataset = dataset.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    if photo_negatives and labels is not None:
+        from digit_recognizer.modeling.augment import with_non_digits
+
+        dataset = dataset.map(
+            lambda x, y: with_non_digits(x, y, photo_negatives, seed + 7), num_parallel_calls=tf.data.AUTOTUNE
+        )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -206,6 +214,8 @@ def train_member(
         augment=config.augment,
         seed=config.seed,
         elastic=config.elastic,
+        photo_augment=config.photo_augment,
+        photo_negatives=config.photo_negatives,
     )
     valid_data = None
     if valid_images is not None:

@@ -41,14 +41,20 @@ def default_out_dir(paths, experiment: str) -> Path:
 
 def choose_experiment(paths, requested: str | None) -> tuple[str, str]:
     """(experiment, why it was chosen): the requested one, else the best leaderboard row that is a trained experiment
-    with its models (an ensemble has none of its own, so the next best is taken), else the latest trained."""
+    with its models (an ensemble has none of its own, so the next best is taken) among those trained for photos
+    (:func:`trained_for_photos`) if there are any, else among all; else the latest trained."""
     from digit_recognizer.experiment import Experiment, find, latest
     from digit_recognizer.tracking.leaderboard import sorted_rows
 
     if requested:
         return find(paths, requested).name, "as requested"
+    trained = [row["experiment"] for row in sorted_rows(paths.leaderboard)]
+    trained = [name for name in trained if Experiment(paths, name).is_finished]
+    for_photos = [name for name in trained if trained_for_photos(Experiment(paths, name))]
+    if for_photos:
+        return for_photos[0], "the best experiment trained for photos (--photo-augment, --photo-negatives)"
     for rank, row in enumerate(sorted_rows(paths.leaderboard), 1):
-        if Experiment(paths, row["experiment"]).is_finished:
+        if row["experiment"] in trained:
             return (
                 row["experiment"],
                 "the best on the leaderboard"
@@ -56,6 +62,18 @@ def choose_experiment(paths, requested: str | None) -> tuple[str, str]:
                 else f"the best trained experiment on the leaderboard (rank {rank})",
             )
     return latest(paths).name, "the latest trained"
+
+
+def trained_for_photos(experiment) -> bool:
+    """Whether an experiment was trained with photo-like augmentation or synthetic non-digits (False when its
+    config cannot be read)."""
+    from digit_recognizer.errors import UserError
+
+    try:
+        config = experiment.read_config()
+    except UserError:
+        return False
+    return any(float(config.get(name) or 0) > 0 for name in ("photo_augment", "photo_negatives"))
 
 
 # ---------------------------------------------------------------- one image
