@@ -21,10 +21,17 @@ from digit_recognizer.photos.segment import segment_image, split_by_recognition
 from test_images import glyph_mask, paper, to_uint8
 
 
-def note_on_desk(angle: float, note_colour=(250, 232, 120), ink_colour=(190, 40, 50), text="7", size=(480, 640)):
+def note_on_desk(
+    angle: float,
+    note_colour=(250, 232, 120),
+    ink_colour=(190, 40, 50),
+    text="7",
+    size=(480, 640),
+    desk_brightness=55,
+):
     """An RGB photo: a coloured square note, rotated by ``angle``, with ``text`` on it, on a dark desk; and its corners."""
     height, width = size
-    desk = np.stack([paper(height, width, brightness=55, gradient=0.3, seed=3)] * 3, axis=-1)
+    desk = np.stack([paper(height, width, brightness=desk_brightness, gradient=0.3, seed=3)] * 3, axis=-1)
     side = 260
     note = np.ones((side, side, 3), np.float32) * np.float32(note_colour)
     coverage = glyph_mask((side, side), text, (side // 2 - 45 * len(text), side - 60), 150, 12)[..., None]
@@ -53,6 +60,21 @@ def test_the_note_on_a_dark_desk_is_found_and_read_alone(angle):
     assert len(segmentation) == 1  # the red 7, not the desk or the note's edges
     x, y, w, h = segmentation.boxes[0]
     assert cv2.pointPolygonTest(corners.reshape(-1, 1, 2), (x + w / 2, y + h / 2), False) > 0
+
+
+@pytest.mark.parametrize("angle", [0, -20])
+def test_a_coloured_note_on_a_mid_grey_desk_is_found_by_its_colour_and_a_grey_one_is_not(angle):
+    # The desk is only somewhat darker than the note: brightness alone does not tell a note from lighting.
+    orange = (245, 165, 60)
+    grey = (176, 176, 176)  # the orange's luminance
+    photo, corners = note_on_desk(angle, note_colour=orange, desk_brightness=125)
+    found = find_page(photo)
+    assert found is not None, "the orange note is clearly another colour than the grey desk"
+    distances = np.linalg.norm(found[:, None, :] - corners[None, :, :], axis=-1)
+    assert distances.min(axis=0).max() < 0.04 * 260
+    assert len(segment_image(photo)) == 1  # the 7 alone, not the note's edges
+    grey_photo, _ = note_on_desk(angle, note_colour=grey, desk_brightness=125)
+    assert find_page(grey_photo) is None, "a grey patch only somewhat brighter than its surround is no page"
 
 
 @pytest.mark.parametrize("shadowed", [False, True])

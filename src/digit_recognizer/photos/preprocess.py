@@ -55,6 +55,9 @@ MIN_COLOUR_DISTANCE = 12.0  # Lab a*b* distance from the paper's colour under wh
 PAGE_MIN_AREA = 0.08  # a page (a sticky note) covers at least this fraction of the photo...
 PAGE_MAX_AREA = 0.92  # ...and leaves some background around it
 PAGE_MAX_BORDER = 0.3  # at most this fraction of the page's outline may run along the photo's edge
+PAGE_MAX_BACKGROUND = 0.6  # what lies around a page is at most this bright relative to it...
+PAGE_MAX_COLOURED_BACKGROUND = 0.75  # ...or this, when the page's colour differs from it...
+PAGE_MIN_COLOUR_DISTANCE = 20.0  # ...by at least this Lab a*b* distance (a sticky note on a mid-grey desk)
 DARK_ON_LIGHT = "dark-on-light"
 LIGHT_ON_DARK = "light-on-dark"
 
@@ -616,7 +619,8 @@ def find_page(rgb: np.ndarray) -> np.ndarray | None:
     The page is the largest bright region (Otsu's threshold on Lab lightness at low resolution) that is a
     convex quadrilateral covering 8-92% of the photo, lies mostly inside it (at most 30% of its outline
     along the photo's edge: a shadow across a page leaves a lit part that runs along the edges) and is much
-    brighter than what surrounds it, and bright all over (not a chalk ring on a board).
+    brighter than what surrounds it (or somewhat brighter and of a clearly different colour: a coloured note on a
+    mid-grey desk), and bright all over (not a chalk ring on a board).
     """
     import cv2
 
@@ -651,8 +655,15 @@ def find_page(rgb: np.ndarray) -> np.ndarray | None:
         return None  # a page is bright all over; a bright ring (a chalk 0 on a board) is not a page
     page_level = float(np.median(lightness[inside > 0]))
     background_level = float(np.median(lightness[inside == 0]))
-    if background_level > 0.6 * page_level:
-        return None
+    if background_level > PAGE_MAX_BACKGROUND * page_level:
+        # Only a page of another colour than what lies around it (a sticky note on a grey or brown desk) may stand
+        # out less in brightness; lighting (a gradient, a shadow across a page) changes brightness, not colour.
+        chroma = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)[..., 1:].astype(np.float32)
+        colour_distance = float(
+            np.linalg.norm(np.median(chroma[inside > 0], axis=0) - np.median(chroma[inside == 0], axis=0))
+        )
+        if background_level > PAGE_MAX_COLOURED_BACKGROUND * page_level or colour_distance < PAGE_MIN_COLOUR_DISTANCE:
+            return None
     return order_corners(corners.astype(np.float32) / scale)
 
 
