@@ -129,6 +129,29 @@ def test_removing_lines_keeps_the_strokes_that_cross_them():
     assert not cleaned[100, :140].any() and not cleaned[100, 160:].any(), "the line itself is gone"
 
 
+def test_specks_left_of_a_removed_frame_are_not_read_with_the_digit_in_its_box():
+    from digit_recognizer.photos.segment import marks_in_boxes
+
+    mask = np.zeros((200, 300), np.uint8)
+    lines = np.zeros_like(mask)
+    cv2.rectangle(lines, (100, 50), (200, 150), 255, 2)  # the frame, removed from the mask
+    cv2.line(mask, (150, 75), (150, 130), 255, 6)  # a 1 in the box
+    cv2.line(mask, (150, 75), (140, 85), 255, 6)
+    for x in (106, 176):  # dashes of the frame's blurred edge (a pixel thick), along its top and bottom lines
+        mask[52, x : x + 25] = 255
+        mask[148, x : x + 25] = 255
+    mask[60:66, 180:186] = 255  # a speck of ink well inside the box is no frame: it stays
+    mask[148, 150:172] = 255  # the 1's foot, cut thin by the frame's removal, touches the 1: it stays too
+    cv2.line(mask, (150, 130), (150, 143), 255, 6)
+    box = ((102, 52, 97, 97),)  # inside the frame's lines
+    _, with_specks = marks_in_boxes(mask, box)
+    assert with_specks[0].y <= 52 and with_specks[0].bottom >= 148, "without the frame, the dashes join the digit"
+    _, marks = marks_in_boxes(mask, box, lines)
+    assert len(marks) == 1
+    (mark,) = marks
+    assert (mark.x, mark.y) == (137, 60) and mark.bottom == 149 and mark.right == 186  # the 1, its foot, the speck
+
+
 def test_a_lone_digit_is_no_form():
     mask = (glyph_mask((300, 300), "0", (80, 230), 180, 12) > 0.5).astype(np.uint8) * 255
     assert find_form_boxes(mask).boxes == ()
