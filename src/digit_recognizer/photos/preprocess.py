@@ -50,6 +50,7 @@ NEAR_PAPER_FRACTION = (
     0.15  # ...and, to follow hard shadow edges, also over discs this fraction across at full resolution
 )
 SHADOW_STEP = 0.2  # the paper's brightness changing by this fraction within a few pixels is a hard shadow's edge
+ALONG_EDGE_FRACTION = 0.15  # on a shadow's edge the paper is also estimated along lines this x the shorter side
 DARKEST_PAPER = 24.0  # grey level below which a background is too dark to hold visible dark ink
 MIN_COLOUR_DISTANCE = 12.0  # Lab a*b* distance from the paper's colour under which a colour difference is noise
 PAGE_MIN_AREA = 0.08  # a page (a sticky note) covers at least this fraction of the photo...
@@ -453,6 +454,63 @@ def shadow_edges(gray: np.ndarray, polarity: str = DARK_ON_LIGHT) -> np.ndarray:
     high, low = cv2.dilate(near, kernel), cv2.erode(near, kernel)
     steps = ((high - low) > SHADOW_STEP * np.maximum(high, DARKEST_PAPER)).astype(np.uint8)
     return cv2.dilate(steps, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * size + 1, 2 * size + 1))) > 0
+
+
+def along_edge_paper(image: np.ndarray, edges: np.ndarray, fraction: float = ALONG_EDGE_FRACTION, most: int = 3):
+    """The paper's brightness on a hard shadow's edge (float32, the image's size; dark ink on light), estimated along
+    the edge: a closing with a line :data:`ALONG_EDGE_FRACTION` of the shorter side long, laid along the edge's
+    direction (from the paper's gradient over each of the ``most`` largest bands of ``edges``); 0 off the edges and
+    where the line would leave the photo.
+
+    The disc closing of :func:`near_paper_brightness` mixes the lit side into the shadow's foot (the ramp is not a
+    perfect step), so a faint stroke on the ramp is as dark as the paper it sees there; along the edge the paper's
+    brightness does not change, so a stroke crossing it stands out. A stroke lying along the edge for longer than
+    the line is erased instead: :func:`ink_on_shadow_edges` adds this ink to the usual, not in its place."""
+    import cv2
+
+    paper = np.zeros(image.shape, np.float32)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(edges.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return paper
+    near = near_paper_brightness(image)
+    gx, gy = cv2.Sobel(near, cv2.CV_32F, 1, 0, ksize=5), cv2.Sobel(near, cv2.CV_32F, 0, 1, ksize=5)
+    length = _odd(fraction * min(image.shape[:2]))
+    padded = cv2.copyMakeBorder(image, length, length, length, length, cv2.BORDER_REPLICATE)
+    for label in sorted(range(1, count), key=lambda label: -stats[label, cv2.CC_STAT_AREA])[:most]:
+        band = labels == label
+        xx, yy, xy = (float(values.sum()) for values in (gx[band] ** 2, gy[band] ** 2, gx[band] * gy[band]))
+        along = 0.5 * np.arctan2(2 * xy, xx - yy) + np.pi / 2  # across the paper's gradient
+        kernel = np.zeros((length, length), np.uint8)
+        centre, reach = (length - 1) / 2, (length - 1) / 2
+        ends = [
+            (int(round(centre + sign * reach * np.cos(along))), int(round(centre + sign * reach * np.sin(along))))
+            for sign in (-1, 1)
+        ]
+        cv2.line(kernel, ends[0], ends[1], 1, 1)
+        closed = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, kernel)[length:-length, length:-length]
+        # Only where the whole line lies in the photo: the border's padding does not run along the edge.
+        whole = cv2.erode(np.ones(image.shape, np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+        paper[band & whole] = closed[band & whole]
+    return paper
+
+
+def ink_on_shadow_edges(
+    gray: np.ndarray, polarity: str, contrast: np.ndarray, edges: np.ndarray, min_contrast: float = MIN_INK_CONTRAST
+) -> np.ndarray:
+    """The ink mask (uint8 0/255) with a hard shadow's ``edges`` (:func:`shadow_edges`) read twice: as
+    :func:`binarize` reads them (only clear ink there, so the false ink along the edge stays out) and, added to it,
+    with the contrast to the paper estimated along the edge (:func:`along_edge_paper`) and the usual hysteresis,
+    which keeps a faint stroke lying on the shadow's ramp."""
+    ink = binarize(contrast, min_contrast, edges)
+    if not edges.any():
+        return ink
+    image = gray.astype(np.uint8)
+    if polarity == LIGHT_ON_DARK:
+        image = 255 - image
+    pixels = image.astype(np.float32)
+    paper = np.maximum(along_edge_paper(image, edges), pixels)
+    along = np.clip((paper - pixels) / np.maximum(paper, DARKEST_PAPER), 0.0, 1.0)
+    return np.maximum(ink, binarize(np.where(edges, along, contrast), min_contrast))
 
 
 def bridge_shadow_edges(mask: np.ndarray, edges: np.ndarray) -> np.ndarray:

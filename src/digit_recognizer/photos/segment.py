@@ -727,7 +727,9 @@ def segment_image(
             tuple(steps),
         )
     edges = preprocess.shadow_edges(gray, polarity)
-    ink = preprocess.bridge_shadow_edges(binarize(contrast, min_contrast, edges), edges)
+    ink = preprocess.bridge_shadow_edges(
+        preprocess.ink_on_shadow_edges(gray, polarity, contrast, edges, min_contrast), edges
+    )
     ruled = remove_ruled_lines(ink)
     # A form's printed frame is looked for in the faint ink too: thin and light, it is often only in pieces in the
     # ink mask, and a frame in pieces is no frame (its digits would be read with bits of it, or not at all).
