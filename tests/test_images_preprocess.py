@@ -21,10 +21,17 @@ from digit_recognizer.photos.segment import segment_image, split_by_recognition
 from test_images import glyph_mask, paper, to_uint8
 
 
-def note_on_desk(angle: float, note_colour=(250, 232, 120), ink_colour=(190, 40, 50), text="7", size=(480, 640)):
+def note_on_desk(
+    angle: float,
+    note_colour=(250, 232, 120),
+    ink_colour=(190, 40, 50),
+    text="7",
+    size=(480, 640),
+    desk_brightness=55,
+):
     """An RGB photo: a coloured square note, rotated by ``angle``, with ``text`` on it, on a dark desk; and its corners."""
     height, width = size
-    desk = np.stack([paper(height, width, brightness=55, gradient=0.3, seed=3)] * 3, axis=-1)
+    desk = np.stack([paper(height, width, brightness=desk_brightness, gradient=0.3, seed=3)] * 3, axis=-1)
     side = 260
     note = np.ones((side, side, 3), np.float32) * np.float32(note_colour)
     coverage = glyph_mask((side, side), text, (side // 2 - 45 * len(text), side - 60), 150, 12)[..., None]
@@ -53,6 +60,21 @@ def test_the_note_on_a_dark_desk_is_found_and_read_alone(angle):
     assert len(segmentation) == 1  # the red 7, not the desk or the note's edges
     x, y, w, h = segmentation.boxes[0]
     assert cv2.pointPolygonTest(corners.reshape(-1, 1, 2), (x + w / 2, y + h / 2), False) > 0
+
+
+@pytest.mark.parametrize("angle", [0, -20])
+def test_a_coloured_note_on_a_mid_grey_desk_is_found_by_its_colour_and_a_grey_one_is_not(angle):
+    # The desk is only somewhat darker than the note: brightness alone does not tell a note from lighting.
+    orange = (245, 165, 60)
+    grey = (176, 176, 176)  # the orange's luminance
+    photo, corners = note_on_desk(angle, note_colour=orange, desk_brightness=125)
+    found = find_page(photo)
+    assert found is not None, "the orange note is clearly another colour than the grey desk"
+    distances = np.linalg.norm(found[:, None, :] - corners[None, :, :], axis=-1)
+    assert distances.min(axis=0).max() < 0.04 * 260
+    assert len(segment_image(photo)) == 1  # the 7 alone, not the note's edges
+    grey_photo, _ = note_on_desk(angle, note_colour=grey, desk_brightness=125)
+    assert find_page(grey_photo) is None, "a grey patch only somewhat brighter than its surround is no page"
 
 
 @pytest.mark.parametrize("shadowed", [False, True])
@@ -105,6 +127,29 @@ def test_removing_lines_keeps_the_strokes_that_cross_them():
     cleaned = remove_lines(mask, lines)
     assert cleaned[100, 148:153].all(), "the stroke is joined again where it crossed the line"
     assert not cleaned[100, :140].any() and not cleaned[100, 160:].any(), "the line itself is gone"
+
+
+def test_specks_left_of_a_removed_frame_are_not_read_with_the_digit_in_its_box():
+    from digit_recognizer.photos.segment import marks_in_boxes
+
+    mask = np.zeros((200, 300), np.uint8)
+    lines = np.zeros_like(mask)
+    cv2.rectangle(lines, (100, 50), (200, 150), 255, 2)  # the frame, removed from the mask
+    cv2.line(mask, (150, 75), (150, 130), 255, 6)  # a 1 in the box
+    cv2.line(mask, (150, 75), (140, 85), 255, 6)
+    for x in (106, 176):  # dashes of the frame's blurred edge (a pixel thick), along its top and bottom lines
+        mask[52, x : x + 25] = 255
+        mask[148, x : x + 25] = 255
+    mask[60:66, 180:186] = 255  # a speck of ink well inside the box is no frame: it stays
+    mask[148, 150:172] = 255  # the 1's foot, cut thin by the frame's removal, touches the 1: it stays too
+    cv2.line(mask, (150, 130), (150, 143), 255, 6)
+    box = ((102, 52, 97, 97),)  # inside the frame's lines
+    _, with_specks = marks_in_boxes(mask, box)
+    assert with_specks[0].y <= 52 and with_specks[0].bottom >= 148, "without the frame, the dashes join the digit"
+    _, marks = marks_in_boxes(mask, box, lines)
+    assert len(marks) == 1
+    (mark,) = marks
+    assert (mark.x, mark.y) == (137, 60) and mark.bottom == 149 and mark.right == 186  # the 1, its foot, the speck
 
 
 def test_a_lone_digit_is_no_form():

@@ -54,13 +54,14 @@ def test_a_pencil_digit_under_a_hard_shadow_is_dark_ink_whatever_the_shadow_cove
 
 
 # ---------------------------------------------------------------- strokes across a hard shadow's edge
-def shadow_photo(render, seed: int, quality: int = 75, angle: float = 0.3):
-    """A faint thin pencil stroke (a long diagonal line) crossing a hard shadow's straight edge, JPEG-compressed
-    as a phone would: (gray image, the stroke's pixels, the pixels within 10 of the edge's middle)."""
+def shadow_photo(render, seed: int, quality: int = 75, angle: float = 0.3, stroke=((250, 90), (390, 390))):
+    """A faint thin pencil stroke (a long diagonal line from ``stroke[0]`` to ``stroke[1]``) crossing a hard shadow's
+    straight edge, JPEG-compressed as a phone would: (gray image, the stroke's pixels, the pixels within 10 of the
+    edge's middle)."""
     rng = np.random.default_rng(seed)
     shape = (480, 640)
     coverage = np.zeros(shape, np.float32)
-    cv2.line(coverage, (250, 90), (390, 390), 1.0, 6, cv2.LINE_AA)
+    cv2.line(coverage, *stroke, 1.0, 6, cv2.LINE_AA)
     page = render.paper(shape, rng, gradient=0.25)
     render.put_ink(page, render.pencil(coverage, rng), 0, 0, color=(115, 112, 110), strength=0.6)
     ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
@@ -102,6 +103,38 @@ def test_a_stroke_across_a_shadow_edge_stays_one_piece_and_the_edge_is_no_ink(re
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     assert (labels[stroke] == biggest).mean() > 0.9, "the stroke is one piece on both sides of the edge"
+
+
+@pytest.mark.parametrize(
+    "seed",
+    [0, 1, 2]
+    + [
+        pytest.param(
+            seed,
+            marks=pytest.mark.xfail(
+                reason="known miss: JPEG's blocks leave the stroke's middle, lying on the ramp, under the threshold "
+                "even against the paper along the edge (a third of the stroke in a second piece)",
+                strict=True,
+            ),
+        )
+        for seed in (3, 4, 5)
+    ],
+)
+def test_a_stroke_lying_along_the_shadows_ramp_is_kept_and_the_edge_is_no_ink(render, seed):
+    # The stroke crosses the edge at 6 degrees: all of it lies within 20 pixels of the edge, on the shadow's ramp,
+    # where the disc-closing paper is too dark and only clear ink counts.
+    from digit_recognizer.photos.preprocess import bridge_shadow_edges, ink_contrast, ink_on_shadow_edges, shadow_edges
+
+    gray, stroke, edge = shadow_photo(render, seed, stroke=((345, 100), (290, 380)))
+    edges = shadow_edges(gray)
+    contrast = ink_contrast(gray, DARK_ON_LIGHT)
+    mask = bridge_shadow_edges(ink_on_shadow_edges(gray, DARK_ON_LIGHT, contrast, edges), edges)
+    near_stroke = cv2.dilate(stroke.astype(np.uint8), np.ones((25, 25), np.uint8)) > 0
+    assert not (mask > 0)[edge & ~near_stroke].any(), "the shadow's edge became ink"
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    assert count > 1, "the stroke is lost"
+    biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    assert (labels[stroke] == biggest).mean() > 0.8, "the stroke is one piece, nearly all of it"
 
 
 def test_faint_ink_along_a_shadow_edge_is_not_joined_to_a_stroke_crossing_it():

@@ -50,11 +50,15 @@ NEAR_PAPER_FRACTION = (
     0.15  # ...and, to follow hard shadow edges, also over discs this fraction across at full resolution
 )
 SHADOW_STEP = 0.2  # the paper's brightness changing by this fraction within a few pixels is a hard shadow's edge
+ALONG_EDGE_FRACTION = 0.15  # on a shadow's edge the paper is also estimated along lines this x the shorter side
 DARKEST_PAPER = 24.0  # grey level below which a background is too dark to hold visible dark ink
 MIN_COLOUR_DISTANCE = 12.0  # Lab a*b* distance from the paper's colour under which a colour difference is noise
 PAGE_MIN_AREA = 0.08  # a page (a sticky note) covers at least this fraction of the photo...
 PAGE_MAX_AREA = 0.92  # ...and leaves some background around it
 PAGE_MAX_BORDER = 0.3  # at most this fraction of the page's outline may run along the photo's edge
+PAGE_MAX_BACKGROUND = 0.6  # what lies around a page is at most this bright relative to it...
+PAGE_MAX_COLOURED_BACKGROUND = 0.75  # ...or this, when the page's colour differs from it...
+PAGE_MIN_COLOUR_DISTANCE = 20.0  # ...by at least this Lab a*b* distance (a sticky note on a mid-grey desk)
 DARK_ON_LIGHT = "dark-on-light"
 LIGHT_ON_DARK = "light-on-dark"
 
@@ -452,6 +456,63 @@ def shadow_edges(gray: np.ndarray, polarity: str = DARK_ON_LIGHT) -> np.ndarray:
     return cv2.dilate(steps, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * size + 1, 2 * size + 1))) > 0
 
 
+def along_edge_paper(image: np.ndarray, edges: np.ndarray, fraction: float = ALONG_EDGE_FRACTION, most: int = 3):
+    """The paper's brightness on a hard shadow's edge (float32, the image's size; dark ink on light), estimated along
+    the edge: a closing with a line :data:`ALONG_EDGE_FRACTION` of the shorter side long, laid along the edge's
+    direction (from the paper's gradient over each of the ``most`` largest bands of ``edges``); 0 off the edges and
+    where the line would leave the photo.
+
+    The disc closing of :func:`near_paper_brightness` mixes the lit side into the shadow's foot (the ramp is not a
+    perfect step), so a faint stroke on the ramp is as dark as the paper it sees there; along the edge the paper's
+    brightness does not change, so a stroke crossing it stands out. A stroke lying along the edge for longer than
+    the line is erased instead: :func:`ink_on_shadow_edges` adds this ink to the usual, not in its place."""
+    import cv2
+
+    paper = np.zeros(image.shape, np.float32)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(edges.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return paper
+    near = near_paper_brightness(image)
+    gx, gy = cv2.Sobel(near, cv2.CV_32F, 1, 0, ksize=5), cv2.Sobel(near, cv2.CV_32F, 0, 1, ksize=5)
+    length = _odd(fraction * min(image.shape[:2]))
+    padded = cv2.copyMakeBorder(image, length, length, length, length, cv2.BORDER_REPLICATE)
+    for label in sorted(range(1, count), key=lambda label: -stats[label, cv2.CC_STAT_AREA])[:most]:
+        band = labels == label
+        xx, yy, xy = (float(values.sum()) for values in (gx[band] ** 2, gy[band] ** 2, gx[band] * gy[band]))
+        along = 0.5 * np.arctan2(2 * xy, xx - yy) + np.pi / 2  # across the paper's gradient
+        kernel = np.zeros((length, length), np.uint8)
+        centre, reach = (length - 1) / 2, (length - 1) / 2
+        ends = [
+            (int(round(centre + sign * reach * np.cos(along))), int(round(centre + sign * reach * np.sin(along))))
+            for sign in (-1, 1)
+        ]
+        cv2.line(kernel, ends[0], ends[1], 1, 1)
+        closed = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, kernel)[length:-length, length:-length]
+        # Only where the whole line lies in the photo: the border's padding does not run along the edge.
+        whole = cv2.erode(np.ones(image.shape, np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+        paper[band & whole] = closed[band & whole]
+    return paper
+
+
+def ink_on_shadow_edges(
+    gray: np.ndarray, polarity: str, contrast: np.ndarray, edges: np.ndarray, min_contrast: float = MIN_INK_CONTRAST
+) -> np.ndarray:
+    """The ink mask (uint8 0/255) with a hard shadow's ``edges`` (:func:`shadow_edges`) read twice: as
+    :func:`binarize` reads them (only clear ink there, so the false ink along the edge stays out) and, added to it,
+    with the contrast to the paper estimated along the edge (:func:`along_edge_paper`) and the usual hysteresis,
+    which keeps a faint stroke lying on the shadow's ramp."""
+    ink = binarize(contrast, min_contrast, edges)
+    if not edges.any():
+        return ink
+    image = gray.astype(np.uint8)
+    if polarity == LIGHT_ON_DARK:
+        image = 255 - image
+    pixels = image.astype(np.float32)
+    paper = np.maximum(along_edge_paper(image, edges), pixels)
+    along = np.clip((paper - pixels) / np.maximum(paper, DARKEST_PAPER), 0.0, 1.0)
+    return np.maximum(ink, binarize(np.where(edges, along, contrast), min_contrast))
+
+
 def bridge_shadow_edges(mask: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Strokes broken where they cross a shadow's edge joined again: a closing over small discs (5% of the
     shorter side) of the ink mask (uint8 0/255), kept only on the ``edges`` (:func:`shadow_edges`)."""
@@ -616,7 +677,8 @@ def find_page(rgb: np.ndarray) -> np.ndarray | None:
     The page is the largest bright region (Otsu's threshold on Lab lightness at low resolution) that is a
     convex quadrilateral covering 8-92% of the photo, lies mostly inside it (at most 30% of its outline
     along the photo's edge: a shadow across a page leaves a lit part that runs along the edges) and is much
-    brighter than what surrounds it, and bright all over (not a chalk ring on a board).
+    brighter than what surrounds it (or somewhat brighter and of a clearly different colour: a coloured note on a
+    mid-grey desk), and bright all over (not a chalk ring on a board).
     """
     import cv2
 
@@ -651,8 +713,15 @@ def find_page(rgb: np.ndarray) -> np.ndarray | None:
         return None  # a page is bright all over; a bright ring (a chalk 0 on a board) is not a page
     page_level = float(np.median(lightness[inside > 0]))
     background_level = float(np.median(lightness[inside == 0]))
-    if background_level > 0.6 * page_level:
-        return None
+    if background_level > PAGE_MAX_BACKGROUND * page_level:
+        # Only a page of another colour than what lies around it (a sticky note on a grey or brown desk) may stand
+        # out less in brightness; lighting (a gradient, a shadow across a page) changes brightness, not colour.
+        chroma = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)[..., 1:].astype(np.float32)
+        colour_distance = float(
+            np.linalg.norm(np.median(chroma[inside > 0], axis=0) - np.median(chroma[inside == 0], axis=0))
+        )
+        if background_level > PAGE_MAX_COLOURED_BACKGROUND * page_level or colour_distance < PAGE_MIN_COLOUR_DISTANCE:
+            return None
     return order_corners(corners.astype(np.float32) / scale)
 
 

@@ -727,7 +727,9 @@ def segment_image(
             tuple(steps),
         )
     edges = preprocess.shadow_edges(gray, polarity)
-    ink = preprocess.bridge_shadow_edges(binarize(contrast, min_contrast, edges), edges)
+    ink = preprocess.bridge_shadow_edges(
+        preprocess.ink_on_shadow_edges(gray, polarity, contrast, edges, min_contrast), edges
+    )
     ruled = remove_ruled_lines(ink)
     # A form's printed frame is looked for in the faint ink too: thin and light, it is often only in pieces in the
     # ink mask, and a frame in pieces is no frame (its digits would be read with bits of it, or not at all).
@@ -742,7 +744,7 @@ def segment_image(
         steps.append(("lines removed", _removed(ink, clean)))
     view = _View(clean, to_original, contrast)
     if form.boxes:
-        labels, marks = marks_in_boxes(clean, form.boxes)
+        labels, marks = marks_in_boxes(clean, form.boxes, form.lines)
     else:
         labels, marks = find_digit_marks(clean, small_text_ratio, split=classify is None)
         view, labels, marks = _upright(view, labels, marks, small_text_ratio, classify)
@@ -792,12 +794,30 @@ def _one_row(boxes: tuple) -> bool:
     return max(middles) - min(middles) <= 0.5 * min(h for *_rest, h in boxes)
 
 
-def marks_in_boxes(mask: np.ndarray, boxes: tuple) -> tuple[np.ndarray, list]:
+FRAME_RESIDUE = 0.9  # a component with this fraction of its pixels next to the removed frame is left of the frame...
+FRAME_RESIDUE_GAP = 3  # ...unless it comes within this many pixels of other ink (a stroke's piece the frame cut off)
+
+
+def marks_in_boxes(mask: np.ndarray, boxes: tuple, lines: np.ndarray | None = None) -> tuple[np.ndarray, list]:
     """One mark per form box that holds ink: the components whose centre lies in the box (strokes may cross its
-    frame); ink outside every box (the form's printed words) is left out."""
+    frame); ink outside every box (the form's printed words) is left out, and so, with ``lines`` (the frame's
+    pixels that were removed), are the frame's leftovers: specks of its blurred edges lying (almost) all within a
+    pixel of it (:data:`FRAME_RESIDUE`) and apart from the other ink (:data:`FRAME_RESIDUE_GAP`). A handwritten
+    stroke lying along a frame line is wider than that, or, cut thin by the frame's removal, still next to its digit."""
     import cv2
 
     count, labels, stats, centroids = cv2.connectedComponentsWithStats((mask > 0).astype(np.uint8), connectivity=8)
+    residue = np.zeros(count, bool)
+    if lines is not None and lines.any():
+        near = cv2.dilate((lines > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        beside = np.bincount(labels[near & (mask > 0)], minlength=count)
+        residue = beside >= FRAME_RESIDUE * np.maximum(stats[:, cv2.CC_STAT_AREA], 1)
+        residue[0] = False
+        if residue.any():  # a piece of a digit's stroke the frame's removal cut off lies next to the digit
+            strokes = ((mask > 0) & ~residue[labels]).astype(np.uint8)
+            reach = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * FRAME_RESIDUE_GAP + 1, 2 * FRAME_RESIDUE_GAP + 1))
+            beside_strokes = cv2.dilate(strokes, reach) > 0
+            residue &= np.bincount(labels[beside_strokes & (mask > 0)], minlength=count) == 0
     marks = []
     for x, y, width, height in boxes:
         reach = 0.25 * height  # a stroke crossing the box's top or bottom line is cut off there, a little outside
@@ -807,6 +827,7 @@ def marks_in_boxes(mask: np.ndarray, boxes: tuple) -> tuple[np.ndarray, list]:
             if x <= centroids[label][0] < x + width
             and y - reach <= centroids[label][1] < y + height + reach
             and stats[label][cv2.CC_STAT_AREA] >= max(12, 0.002 * width * height)
+            and not residue[label]
         ]
         if not inside:
             continue
