@@ -22,7 +22,6 @@ brings a photo there, after :mod:`.preprocess` has made its ink mask:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -1020,9 +1019,3 @@ def _cuts(mask: np.ndarray, marks: list) -> np.ndarray:
         for path in getattr(mark, "cuts", ()):
             cv2.polylines(picture, [path.astype(np.int32).reshape(-1, 1, 2)], False, (230, 30, 30), 2)
     return picture
-
-
-def read_digits(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, Segmentation]:
-    """Read an image file and segment it: ``(grayscale image, segmentation)``."""
-    gray = read_grayscale(path, max_pixels=max_pixels)
-    return gray, segment_digits(gray)
