@@ -252,7 +252,7 @@ def non_digits(images, seed: int = 0):
     # pairs: every image beside the next one, the overlap drawn once per batch
     overlap = tf.random.uniform((), 0, 7, tf.int32, seed=seed + 1)
     neighbour = tf.roll(images, 1, axis=0)
-    left, right = images[:, :, 4 : 24 + 0], neighbour[:, :, 4:24]
+    left, right = images[:, :, 4:24], neighbour[:, :, 4:24]
     joined = tf.concat(
         [
             left[:, :, : 20 - overlap],
