@@ -27,6 +27,12 @@ def _record_opens(event: str, args) -> None:
 sys.addaudithook(_record_opens)
 
 
+def train_two_folds(project, name: str, *options: str) -> int:
+    """`train` of the seed preset on 2 folds with a pseudo-label round (threshold 0.5) and ``options``."""
+    arguments = ["--root", str(project.root), "train", "--preset", "seed", "--cv", "2", "--pseudo-label", "0.5"]
+    return main([*arguments, *options, "--name", name, "--quiet"])
+
+
 @pytest.mark.slow
 def test_pseudo_labels_come_from_the_fold_model_and_no_answer_key_is_read(project):
     from digit_recognizer.config import load_competition
@@ -37,24 +43,7 @@ def test_pseudo_labels_come_from_the_fold_model_and_no_answer_key_is_read(projec
     OPENED.clear()
     RECORDING[0] = True
     try:
-        code = main(
-            [
-                "--root",
-                str(project.root),
-                "train",
-                "--preset",
-                "seed",
-                "--epochs",
-                "5",
-                "--cv",
-                "2",
-                "--pseudo-label",
-                "0.5",
-                "--name",
-                "pl",
-                "--quiet",
-            ]
-        )
+        code = train_two_folds(project, "pl", "--epochs", "5")
     finally:
         RECORDING[0] = False
     assert code == 0
@@ -145,27 +134,7 @@ def test_fine_tuned_second_round_starts_from_the_first_rounds_weights(project, p
     from digit_recognizer.modeling.inference import load_model_file
 
     options = ["--pseudo-epochs", str(pseudo_epochs)] if pseudo_epochs else []
-    code = main(
-        [
-            "--root",
-            str(project.root),
-            "train",
-            "--preset",
-            "seed",
-            "--epochs",
-            "1",
-            "--learning-rate",
-            "1e-9",
-            "--cv",
-            "2",
-            "--pseudo-label",
-            "0.5",
-            *options,
-            "--name",
-            "ft",
-            "--quiet",
-        ]
-    )
+    code = train_two_folds(project, "ft", "--epochs", "1", "--learning-rate", "1e-9", *options)
     assert code == 0
     experiment = Experiment(project, "ft")
     for fold in (0, 1):

@@ -317,37 +317,12 @@ class ExperimentConfig:
 
     def __post_init__(self):
         check_name(self.name)
-        for name in (
-            "epochs",
-            "batch_size",
-            "learning_rate",
-            "label_smoothing",
-            "patience",
-            "seed",
-            "holdout",
-            "cv",
-            "max_rows",
-            "elastic",
-            "photo_augment",
-            "photo_negatives",
-            "pseudo_label",
-            "pseudo_epochs",
-        ):
+        # every numeric field, typed by its annotation (a string: annotations are postponed), so a new one is checked too
+        for item in dataclasses.fields(self):
+            if item.type not in ("int", "float"):
+                continue
+            name, kind = item.name, float if item.type == "float" else int
             value = getattr(self, name)
-            kind = (
-                float
-                if name
-                in (
-                    "learning_rate",
-                    "label_smoothing",
-                    "holdout",
-                    "elastic",
-                    "photo_augment",
-                    "photo_negatives",
-                    "pseudo_label",
-                )
-                else int
-            )
             if (
                 isinstance(value, bool)
                 or not isinstance(value, (int, float))
