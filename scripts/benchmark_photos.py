@@ -29,14 +29,17 @@ sys.path.insert(0, str(REPO / "scripts"))
 def measure(root: Path, experiment: str, photos: Path, rows: list, min_confidence: float, verbose: bool) -> dict:
     """{condition: [correct, total]} after reading every photo with the experiment's models."""
     from digit_recognizer.config import Paths
-    from digit_recognizer.modeling.inference import load_members
-    from digit_recognizer.photos.pipeline import classifier, read_with
+    from digit_recognizer.modeling.inference import load_members, load_reader
+    from digit_recognizer.photos.pipeline import classifier, read_with, string_reader
     from digit_recognizer.photos.segment import read_image
 
     classify = classifier(load_members(Paths(root), experiment))
+    reader = load_reader(Paths(root), experiment)
+    read_string = string_reader(reader)
+    print(f"{experiment}: {'with' if reader is not None else 'without'} a string reader for touching digits")
     scores = defaultdict(lambda: [0, 0])
     for file, expected, condition in rows:
-        reading, _ = read_with(read_image(photos / file), classify, min_confidence)
+        reading, _ = read_with(read_image(photos / file), classify, min_confidence, read_string=read_string)
         right = reading.number == expected
         scores[condition][0] += int(right)
         scores[condition][1] += 1

@@ -158,6 +158,8 @@ def test_images_prefer_the_best_experiment_trained_for_photos(tmp_path):
     _experiment_on_leaderboard(paths, "photo-unfinished", 0.995, finished=False, photo_augment=0.5)
     chosen, why = choose_experiment(paths, None)
     assert chosen == "photo-strong" and "trained for photos" in why
+    _experiment_on_leaderboard(paths, "photo-reader", 0.985, reader_strings=1000)
+    assert choose_experiment(paths, None)[0] == "photo-reader", "a string reader makes an experiment one for photos"
     # a request still wins
     assert choose_experiment(paths, "plain") == ("plain", "as requested")
 

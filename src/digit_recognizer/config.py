@@ -264,6 +264,15 @@ class ExperimentConfig:
             metavar="P",
         ),
     )
+    reader_strings: int = field(
+        default=0,
+        metadata=_option(
+            "also train a string reader for photos of touching digits (`images`): a CNN + GRU read with CTC, trained "
+            "on N synthetic strings of 1-5 touching, overlapping or spaced digits made from the training rows "
+            "(0 = none; 96000 takes about as long as the fast preset)",
+            metavar="N",
+        ),
+    )
     label_smoothing: float = field(default=0.05, metadata=_option("override the preset's label smoothing"))
     patience: int = field(
         default=0, metadata=_option("early stopping patience in epochs on validation accuracy (0 = off)")
@@ -369,6 +378,8 @@ class ExperimentConfig:
             raise ValueError(
                 f"--photo-negatives must be at least 0 and below 1 (the share of a batch replaced), got {self.photo_negatives}"
             )
+        if self.reader_strings < 0:
+            raise ValueError(f"--reader-strings must be 0 (no string reader) or positive, got {self.reader_strings}")
         if self.pseudo_label and not 0.5 <= self.pseudo_label <= 1:
             raise ValueError(
                 f"--pseudo-label must be 0 (off) or a probability between 0.5 and 1, got {self.pseudo_label}"

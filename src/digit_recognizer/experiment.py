@@ -112,6 +112,11 @@ class Experiment:
         """The test images (rows of test.csv) and labels fold ``fold``'s first-round model gave the second round."""
         return self.folder / f"pseudo-{fold}.npz"
 
+    @property
+    def reader_file(self) -> Path:
+        """The string reader for photos of touching digits (``train --reader-strings``), when it was trained."""
+        return self.folder / "reader.keras"
+
     def test_probabilities_file(self, tta: bool = False) -> Path:
         return self.folder / ("test-probabilities-tta.npy" if tta else "test-probabilities.npy")
 

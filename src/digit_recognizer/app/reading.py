@@ -52,26 +52,29 @@ class InputResult:
 
 
 class ModelCache:
-    """Each experiment's models, loaded once; readings are serialised (one model call at a time on a small machine)."""
+    """Each experiment's models (and string reader, if it has one), loaded once; readings are serialised (one model
+    call at a time on a small machine)."""
 
     def __init__(self, paths):
         self.paths = paths
-        self._models: dict[str, list] = {}
+        self._models: dict[str, tuple] = {}
         self._lock = threading.Lock()
 
-    def models(self, experiment: str) -> list:
+    def models(self, experiment: str) -> tuple:
+        """(the experiment's models, its string reader or None)."""
         from digit_recognizer.experiment import find
-        from digit_recognizer.modeling.inference import load_members
+        from digit_recognizer.modeling.inference import load_members, load_reader
 
         with self._lock:
             if experiment not in self._models:
-                self._models[experiment] = load_members(self.paths, find(self.paths, experiment).name)
+                name = find(self.paths, experiment).name
+                self._models[experiment] = (load_members(self.paths, name), load_reader(self.paths, name))
             return self._models[experiment]
 
     def read(self, image: np.ndarray, experiment: str, min_confidence: float) -> Reading:
-        models = self.models(experiment)
+        models, reader = self.models(experiment)
         with self._lock:
-            return read_array(image, models, min_confidence)
+            return read_array(image, models, min_confidence, reader=reader)
 
 
 # ---------------------------------------------------------------- inputs

@@ -79,6 +79,14 @@ def load_members(paths: Paths, experiment: str) -> list:
     return models
 
 
+def load_reader(paths: Paths, experiment: str):
+    """The experiment's string reader (:mod:`digit_recognizer.modeling.reader`), or None when it has none."""
+    from digit_recognizer.experiment import Experiment
+
+    path = Experiment(paths, experiment).reader_file
+    return load_model_file(path) if path.exists() else None
+
+
 def shifted_copies(images: np.ndarray, shift: int = 1) -> list[np.ndarray]:
     """The images and four copies shifted by ``shift`` pixels (zero fill): test-time augmentation."""
     copies = [images]

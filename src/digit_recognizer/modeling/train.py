@@ -545,6 +545,32 @@ def pseudo_labels(
     return test.images[keep], labels
 
 
+def train_string_reader(
+    config: ExperimentConfig, experiment: Experiment, images, labels, folds, verbose: int = 1, log=print
+) -> float | None:
+    """The experiment's string reader (``--reader-strings``), trained on the rows its first model trained on (all
+    of them with ``--full-train``) and scored on synthetic strings from that model's validation rows; skipped when
+    it is already saved (a resumed run). Returns that score (None when skipped or nothing was held out)."""
+    from digit_recognizer.modeling.reader import train_reader
+
+    if experiment.reader_file.exists():
+        log("string reader: already trained, skipping")
+        return None
+    train_rows = np.ones(len(labels), bool) if config.full_train else folds != 0
+    valid_rows = folds == 0
+    return train_reader(
+        images[train_rows],
+        labels[train_rows],
+        experiment.reader_file,
+        config.reader_strings,
+        config.seed,
+        valid_images=images[valid_rows] if valid_rows.any() else None,
+        valid_labels=labels[valid_rows] if valid_rows.any() else None,
+        verbose=verbose,
+        log=log,
+    )
+
+
 def train_experiment(
     config: ExperimentConfig,
     paths: Paths,
@@ -634,6 +660,9 @@ def train_experiment(
                 throughput=throughput,
             )
             shutil.rmtree(experiment.backup_dir(FULL_MEMBER), ignore_errors=True)
+    reader_accuracy = None
+    if config.reader_strings:
+        reader_accuracy = train_string_reader(config, experiment, images, labels, folds, verbose=verbose, log=log)
     elapsed = time.perf_counter() - started
     metrics = {
         "experiment": config.name,
@@ -646,6 +675,7 @@ def train_experiment(
         "oof_accuracy": score if config.cv else None,
         "fold_accuracies": fold_accuracies if config.cv else None,
         "first_round_score": first_round_score,
+        "reader_string_accuracy": reader_accuracy,
         "validation_rows": int(validated.sum()),
         "train_rows": int(len(labels)),
         "train_seconds": round(elapsed, 2),

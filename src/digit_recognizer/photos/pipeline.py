@@ -52,7 +52,9 @@ def choose_experiment(paths, requested: str | None) -> tuple[str, str]:
     trained = [name for name in trained if Experiment(paths, name).is_finished]
     for_photos = [name for name in trained if trained_for_photos(Experiment(paths, name))]
     if for_photos:
-        return for_photos[0], "the best experiment trained for photos (--photo-augment, --photo-negatives)"
+        return for_photos[
+            0
+        ], "the best experiment trained for photos (--photo-augment, --photo-negatives, --reader-strings)"
     for rank, row in enumerate(sorted_rows(paths.leaderboard), 1):
         if row["experiment"] in trained:
             return (
@@ -65,15 +67,15 @@ def choose_experiment(paths, requested: str | None) -> tuple[str, str]:
 
 
 def trained_for_photos(experiment) -> bool:
-    """Whether an experiment was trained with photo-like augmentation or synthetic non-digits (False when its
-    config cannot be read)."""
+    """Whether an experiment was trained with photo-like augmentation, synthetic non-digits or a string reader
+    (False when its config cannot be read)."""
     from digit_recognizer.errors import UserError
 
     try:
         config = experiment.read_config()
     except UserError:
         return False
-    return any(float(config.get(name) or 0) > 0 for name in ("photo_augment", "photo_negatives"))
+    return any(float(config.get(name) or 0) > 0 for name in ("photo_augment", "photo_negatives", "reader_strings"))
 
 
 # ---------------------------------------------------------------- one image
@@ -148,12 +150,23 @@ def classifier(models: list, tta: bool = False):
     return classify
 
 
-def read_array(image: np.ndarray, models: list, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> Reading:
+def string_reader(model):
+    """A function binary marks -> :class:`~digit_recognizer.modeling.reader.StringReading` list with a string reader
+    model (None for None: no reader)."""
+    if model is None:
+        return None
+    from digit_recognizer.modeling.reader import read_strings
+
+    return lambda masks: read_strings(model, masks)
+
+
+def read_array(image: np.ndarray, models: list, min_confidence: float = DEFAULT_MIN_CONFIDENCE, reader=None) -> Reading:
     """Read the number in one image array (HxW gray or HxWx3 RGB uint8) with ``models`` (from
-    :func:`digit_recognizer.modeling.inference.load_members`); the same per-image code as ``images``."""
+    :func:`digit_recognizer.modeling.inference.load_members`) and the experiment's string reader, if any (from
+    :func:`~digit_recognizer.modeling.inference.load_reader`); the same per-image code as ``images``."""
     if not models:
         raise ValueError("read_array needs at least one model")
-    return read_with(image, classifier(models), min_confidence)[0]
+    return read_with(image, classifier(models), min_confidence, read_string=string_reader(reader))[0]
 
 
 def check_min_confidence(min_confidence: float) -> float:
@@ -163,16 +176,23 @@ def check_min_confidence(min_confidence: float) -> float:
     return min_confidence
 
 
-def read_with(image: np.ndarray, classify, min_confidence: float = DEFAULT_MIN_CONFIDENCE, debug: bool = False):
-    """The per-image step of :func:`read_array` and :func:`read_images`: ``(Reading, Segmentation)``."""
+def read_with(
+    image: np.ndarray,
+    classify,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    debug: bool = False,
+    read_string=None,
+):
+    """The per-image step of :func:`read_array` and :func:`read_images`: ``(Reading, Segmentation)``.
+    ``read_string`` (from :func:`string_reader`) reads marks of touching digits whole."""
     from digit_recognizer.photos.segment import segment_image
 
     check_min_confidence(min_confidence)
     image = _check_image_array(image)
     if image.ndim == 3 and image.shape[2] == 4:
         image = image[..., :3]
-    segmentation = segment_image(image, classify, debug=debug)
-    probabilities = classify(segmentation.crops) if len(segmentation.crops) else None
+    segmentation = segment_image(image, classify, debug=debug, read_string=read_string)
+    probabilities = segmentation.probabilities(classify) if len(segmentation.crops) else None
     return reading_from(segmentation, probabilities, min_confidence), segmentation
 
 
@@ -294,17 +314,18 @@ def read_images(
         ImageRow(file=str(path), path=path, error="file not found", expected=expected_label(path, str(path), labels))
         for path in missing
     ]
-    classify = None
+    classify = read_string = None
     for path in files:
         row = ImageRow(file=str(path), path=path)
         row.expected = expected_label(path, row.file, labels)
         try:
             image = read_image(path)
             if classify is None:  # the models are loaded once, and only when some image is readable
-                from digit_recognizer.modeling.inference import load_members
+                from digit_recognizer.modeling.inference import load_members, load_reader
 
                 classify = classifier(load_members(paths, experiment), tta=tta)
-            reading, segmentation = read_with(image, classify, min_confidence, debug=debug)
+                read_string = string_reader(load_reader(paths, experiment))
+            reading, segmentation = read_with(image, classify, min_confidence, debug=debug, read_string=read_string)
             row.debug = segmentation.debug
         except ImageReadError as error:
             row.error = str(error)

@@ -73,6 +73,15 @@ class Segmentation:
     message: str = ""
     image_shape: tuple = ()
     debug: tuple = ()  # (title, RGB uint8 image) pairs: the intermediate masks, when asked for
+    read: tuple = ()  # per crop, the string reader's probabilities (10,) where it read the digit, else None
+
+    def probabilities(self, classify) -> np.ndarray:
+        """(n, 10): the classifier's reading of the crops, with the string reader's where it read the digit."""
+        probabilities = np.array(classify(self.crops), np.float32)
+        for index, read in enumerate(self.read):
+            if read is not None:
+                probabilities[index] = READER_WEIGHT * read + (1 - READER_WEIGHT) * probabilities[index]
+        return probabilities
 
     def __len__(self) -> int:
         return len(self.crops)
@@ -584,18 +593,21 @@ def read_views(crops: np.ndarray, classify) -> np.ndarray:
     return np.asarray(classify(views)).reshape(3, len(crops), -1).mean(axis=0)
 
 
-def split_by_recognition(region: np.ndarray, classify, whole_bonus: float = WHOLE_BONUS) -> list[Piece]:
+def split_by_recognition(
+    region: np.ndarray, classify, whole_bonus: float = WHOLE_BONUS, count: int | None = None
+) -> list[Piece]:
     """Touching digits cut where the model reads them best: the chosen digits, left to right.
 
     Every stretch of the mark between two cut paths (:func:`cut_paths`) that could be one digit is read by the
     model (averaged over shifted views, :func:`read_views`) and scored by :func:`piece_score`; the segmentation with
     the best total score is found by dynamic programming over the paths (:func:`best_segmentations`). The whole mark
     is one of the candidates, with ``whole_bonus`` added to its score: a wide single digit stays whole unless it
-    reads clearly better cut.
+    reads clearly better cut. With ``count`` (digits known to be there, e.g. from the string reader) the best
+    segmentation into that many pieces is taken when there is one.
     """
     height, width = region.shape
     whole = Piece(region, np.zeros(height, np.int32), np.full(height, width, np.int32))
-    if width < SPLIT_ASPECT * height:
+    if width < SPLIT_ASPECT * height or count == 1:
         return [whole]
     paths = cut_paths(region)
     spans, masks, crops, shapes = [], [], [], []
@@ -632,8 +644,8 @@ def split_by_recognition(region: np.ndarray, classify, whole_bonus: float = WHOL
     ways = best_segmentations(scores, len(paths))
     if not ways:
         return [whole]
-    count = max(ways, key=lambda n: ways[n][0])
-
+    if count not in ways:
+        count = max(ways, key=lambda n: ways[n][0])
     chosen = ways[count][1]
     return [Piece(pieces[(i, j)], paths[i], paths[j]) for i, j in chosen]
 
@@ -670,6 +682,10 @@ def best_segmentations(scores: dict, nodes: int, most: int = 8) -> dict:
 TINY_HEIGHT = 40  # digits shorter than this (working pixels) are cut again from their region upsampled
 TINY_EDGE_LEVEL = 0.5  # ...thresholded at this fraction of their ink's strength
 DESKEW_MIN_DEGREES = 2.0  # a number's baseline tilted by more than this is turned upright
+READER_DIGITS = True  # a digit cut where the string reader read several keeps the reader's reading of it...
+READER_WEIGHT = 1.0  # ...as this share of its probabilities (the rest the classifier's reading of the cut piece)
+READER_ASPECT = 0.95  # marks at least this wide for their height are read whole by the string reader
+READER_NARROW_CONFIDENCE = 0.0  # a mark narrower than SPLIT_ASPECT is cut only when the reader is this sure
 
 
 @dataclass
@@ -685,14 +701,17 @@ def segment_image(
     image: np.ndarray,
     classify=None,
     debug: bool = False,
+    read_string=None,
     polarity: str | None = None,
     min_contrast: float = MIN_INK_CONTRAST,
     small_text_ratio: float = SMALL_TEXT_RATIO,
 ) -> Segmentation:
     """Find the handwritten digits in an image (HxW gray or HxWx3 RGB uint8) and make each an MNIST-style crop.
 
-    ``classify`` (crops -> probabilities), when given, chooses how touching digits are cut. ``polarity`` is
-    detected unless given. With ``debug`` the intermediate masks come back in ``Segmentation.debug``.
+    ``classify`` (crops -> probabilities), when given, chooses how touching digits are cut; ``read_string``
+    (binary marks -> :class:`~digit_recognizer.modeling.reader.StringReading`), when given too, reads each mark
+    that may be several touching digits as a whole, which says how many digits to cut it into and what they are
+    (:func:`_split_mark`). ``polarity`` is detected unless given. With ``debug`` the intermediate masks come back in ``Segmentation.debug``.
     """
     from digit_recognizer.photos import preprocess
 
@@ -762,8 +781,11 @@ def segment_image(
             piece
             for mark in marks
             for piece in (
-                _split_mark(mark, labels, classify, _whole_bonus(mark, marks))
+                _split_mark(
+                    mark, labels, classify, _whole_bonus(mark, marks), read_string, _may_be_several(mark, marks)
+                )
                 if _may_be_several(mark, marks)
+                or (read_string is not None and mark.width >= READER_ASPECT * mark.height)
                 else [mark]
             )
         ]
@@ -771,7 +793,14 @@ def segment_image(
     boxes = [_box_to_original(mark, view.to_original, original_shape) for mark in marks]
     if debug:
         steps.append(("cuts", _cuts(view.mask, marks)))
-    return Segmentation(np.stack(crops), tuple(boxes), polarity, "", original_shape, tuple(steps))
+    read = tuple(getattr(mark, "read", None) for mark in marks)
+    return Segmentation(
+        np.stack(crops), tuple(boxes), polarity, "", original_shape, tuple(steps), read if any_read(read) else ()
+    )
+
+
+def any_read(read: tuple) -> bool:
+    return any(probabilities is not None for probabilities in read)
 
 
 def segment_digits(
@@ -859,14 +888,35 @@ def _whole_bonus(mark: _Mark, marks: list) -> float:
     return WHOLE_BONUS + (SIBLING_BONUS if len(_siblings(mark, marks)) >= 2 else 0.0)
 
 
-def _split_mark(mark: _Mark, labels: np.ndarray, classify, whole_bonus: float = WHOLE_BONUS) -> list:
+def _split_mark(
+    mark: _Mark,
+    labels: np.ndarray,
+    classify,
+    whole_bonus: float = WHOLE_BONUS,
+    read_string=None,
+    several: bool = True,
+) -> list:
+    """A mark that may be several touching digits, cut into its digits (:func:`split_by_recognition`).
+
+    With a string reader (``read_string``) the mark is first read whole: when it reads several digits, the mark is
+    cut into that many, at the best cuts for that count or, when no cut paths give that many pieces (digits that
+    overlap), straight down between the columns where the reader read them; the reader's reading of each digit is
+    kept with it (:data:`READER_DIGITS`), since a piece cut from overlapping digits carries a neighbour's ink."""
     region = mark_mask(mark, labels) > 0
-    pieces = split_by_recognition(region, classify, whole_bonus)
+    reading = read_string([region])[0] if read_string is not None else None
+    count = len(reading.digits) if reading is not None and len(reading.digits) >= 2 else None
+    if not several and (count is None or reading.confidence < READER_NARROW_CONFIDENCE):
+        return [mark]  # not wide enough to be cut on the classifier's word alone
+    pieces = split_by_recognition(region, classify, whole_bonus, count=count)
+    if count is not None and len(pieces) != count:
+        pieces = straight_cuts(region, reading.columns)
     if len(pieces) == 1:
         return [mark]
     marks = []
-    for piece in pieces:
+    for index, piece in enumerate(pieces):
         rows, cols = _ink_extent(piece.mask)
+        if rows.size == 0:
+            continue
         marks.append(
             _CutMark(
                 *_piece_box(mark, 0, rows, cols),
@@ -878,9 +928,24 @@ def _split_mark(mark: _Mark, labels: np.ndarray, classify, whole_bonus: float = 
                     for path, edge in ((piece.left, 0), (piece.right, region.shape[1]))
                     if not (path == edge).all()
                 ),
+                read=reading.probabilities[index] if count is not None and READER_DIGITS else None,
             )
         )
-    return marks
+    return marks if len(marks) == len(pieces) else [mark]
+
+
+def straight_cuts(region: np.ndarray, columns: np.ndarray) -> list[Piece]:
+    """The mark cut straight down midway between neighbouring digits' columns (in the mark's ink box)."""
+    height, width = region.shape
+    cols = np.flatnonzero(region.any(axis=0))
+    start = int(cols[0]) if cols.size else 0
+    bounds = [0] + [int(round(start + (a + b) / 2)) for a, b in zip(columns[:-1], columns[1:])] + [width]
+    bounds = np.clip(bounds, 0, width)
+    pieces = []
+    for left, right in zip(bounds[:-1], bounds[1:]):
+        left_path, right_path = np.full(height, left, np.int32), np.full(height, max(left, right), np.int32)
+        pieces.append(Piece(piece_between(region, left_path, right_path), left_path, right_path))
+    return pieces
 
 
 @dataclass
@@ -891,6 +956,7 @@ class _CutMark(_Mark):
     column_range: tuple = (0, 0)
     piece_mask: np.ndarray | None = None
     cuts: tuple = ()
+    read: np.ndarray | None = None  # the string reader's probabilities for this digit, when it read it
 
 
 def _upright(view: _View, labels, marks, small_text_ratio, classify):
