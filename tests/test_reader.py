@@ -126,7 +126,7 @@ def overlapping_rings(count: int, overlap: int = 14) -> np.ndarray:
     return image
 
 
-def ring_reader(digits: str):
+def ring_reader(digits: str, confidence: float = 0.9):
     """A stand-in string reader that reads ``digits`` in any mark, spread evenly over its width."""
 
     def read_string(masks):
@@ -136,7 +136,7 @@ def ring_reader(digits: str):
             probabilities = np.full((len(digits), 10), 0.01, np.float32)
             probabilities[np.arange(len(digits)), [int(d) for d in digits]] = 0.91
             columns = (np.arange(len(digits)) + 0.5) * width / len(digits)
-            readings.append(StringReading(digits, probabilities, columns.astype(np.float32), 0.9))
+            readings.append(StringReading(digits, probabilities, columns.astype(np.float32), confidence))
         return readings
 
     return read_string
@@ -239,3 +239,10 @@ def test_a_narrow_mark_of_two_heavily_overlapping_digits_is_cut_only_on_the_read
     assert read_with(photo, zero_classifier)[0].number == "0"
     assert read_with(photo, zero_classifier, read_string=ring_reader("38"))[0].number == "38"
     assert read_with(photo, zero_classifier, read_string=ring_reader("6"))[0].number == "0"
+    assert read_with(photo, zero_classifier, read_string=ring_reader("38", confidence=0.3))[0].number == "0", (
+        "a doubtful reading does not cut a narrow mark"
+    )
+    wide = overlapping_rings(3)
+    assert read_with(wide, zero_classifier, read_string=ring_reader("381", confidence=0.3))[0].number == "381", (
+        "a mark wide enough to be several is cut as the reader reads it, however sure"
+    )
