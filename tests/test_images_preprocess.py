@@ -413,3 +413,24 @@ def test_a_stroke_ending_on_a_box_line_leaves_no_stub_of_the_line():
     cleaned = remove_lines(mask, lines)
     assert not cleaned[148:153, :].any(), "no leg of the line under the stem"
     assert cleaned[60:147, 150].all()
+
+
+def test_a_sides_ragged_edge_columns_go_with_it():
+    mask, corners = separate_boxes(count=2)
+    x, y = corners[1]
+    rows = np.arange(y, y + 70)
+    mask[rows[rows % 3 != 0], x - 6] = 255  # a JPEG's ragged edges: the columns either side of the box's left side,
+    mask[rows[rows % 3 != 1], x] = 255  # each two thirds covered
+    form = find_form_boxes(mask)
+    assert len(form.boxes) == 2
+    edges = mask[y : y + 70, x - 6 : x + 1] > 0
+    assert (form.lines[y : y + 70, x - 6 : x + 1][edges] > 0).all()
+
+
+def test_the_gap_between_close_sides_of_neighbouring_boxes_is_no_part_of_a_box_split_by_a_stroke():
+    from digit_recognizer.photos.preprocess import _without_upright_strokes
+
+    sides_and_a_stroke = [(542, 548), (550, 558), (587, 593)]  # two close sides, then a 1 in a row of short "boxes"
+    assert _without_upright_strokes(sides_and_a_stroke, span=43) == sides_and_a_stroke
+    split = [(0, 4), (30, 34), (65, 69)]  # a box 64 wide split by a stroke in its middle
+    assert _without_upright_strokes(split, span=64) == [(0, 4), (65, 69)]

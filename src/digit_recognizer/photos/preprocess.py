@@ -892,7 +892,7 @@ def _box_row(binary: np.ndarray, horizontal: np.ndarray, top: tuple, bottom: tup
     # a vertical line, or two close together (the sides of neighbouring boxes a few pixels apart)
     verticals = _without_upright_strokes(
         [
-            (int(run[0]) + outer_left, int(run[-1]) + outer_left)
+            tuple(value + outer_left for value in _with_ragged_edges(int(run[0]), int(run[-1]), coverage))
             for run in runs
             if run[-1] - run[0] + 1 <= 2 * (thin + 2)
         ],
@@ -921,11 +921,24 @@ def _box_row(binary: np.ndarray, horizontal: np.ndarray, top: tuple, bottom: tup
     return boxes, lines
 
 
+def _with_ragged_edges(start: int, end: int, coverage: np.ndarray, most: int = 2) -> tuple[int, int]:
+    """A vertical line's columns (first, last) with up to ``most`` columns each side that it covers at least half
+    of the way (``coverage``, per column): a thin coloured line's edges, ragged in a JPEG, left out of the line
+    would stay as dashes along the box's side and join the digit that touches it."""
+    for _ in range(most):
+        if start > 0 and coverage[start - 1] >= 0.5:
+            start -= 1
+        if end < len(coverage) - 1 and coverage[end + 1] >= 0.5:
+            end += 1
+    return start, end
+
+
 def _without_upright_strokes(verticals: list, span: int) -> list:
     """The vertical lines (first, last column) of a row of boxes without a straight upright stroke taken for one: a
     1 touching its box's top and bottom lines splits the box into two parts that, with the stroke, are as wide as
     the row's other boxes (printed boxes are all alike), each narrower than they are; in a row of one box (separate
-    boxes), or of boxes all split, as wide as the box is tall."""
+    boxes), or of boxes all split, as wide as the box is tall. The gap between the close sides of neighbouring boxes
+    is no such part."""
     widths = [right_start - left_end - 1 for (_, left_end), (right_start, _) in zip(verticals, verticals[1:])]
     boxes = [width for width in widths if width >= 0.5 * span]
     usual = float(np.median(boxes)) if len(boxes) >= 2 else float(span)
@@ -935,7 +948,7 @@ def _without_upright_strokes(verticals: list, span: int) -> list:
         (_, before_end), (start, end), (after_start, _) = kept[index - 1 : index + 2]
         parts = (start - before_end - 1, after_start - end - 1)
         whole = after_start - before_end - 1
-        if max(parts) < 0.8 * usual and abs(whole - usual) <= 0.15 * usual:
+        if 0.15 * usual <= min(parts) and max(parts) < 0.8 * usual and abs(whole - usual) <= 0.15 * usual:
             del kept[index]
         else:
             index += 1
