@@ -434,3 +434,15 @@ def test_the_gap_between_close_sides_of_neighbouring_boxes_is_no_part_of_a_box_s
     assert _without_upright_strokes(sides_and_a_stroke, span=43) == sides_and_a_stroke
     split = [(0, 4), (30, 34), (65, 69)]  # a box 64 wide split by a stroke in its middle
     assert _without_upright_strokes(split, span=64) == [(0, 4), (65, 69)]
+
+
+def test_two_boxes_a_digits_strokes_frame_out_of_line_are_no_form():
+    mask = np.zeros((300, 400), np.uint8)
+    for left, top in ((100, 80), (220, 140)):  # two digits' flat strokes and sides, each framing one "box"
+        mask[top : top + 4, left : left + 40] = 255
+        mask[top + 40 : top + 44, left : left + 40] = 255
+        mask[top : top + 44, left : left + 4] = 255
+        mask[top : top + 44, left + 36 : left + 40] = 255
+    assert find_form_boxes(mask).boxes == (), "they do not stand side by side"
+    lined_up, _corners = separate_boxes(count=2)
+    assert len(find_form_boxes(lined_up).boxes) == 2

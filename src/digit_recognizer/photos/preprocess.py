@@ -793,8 +793,9 @@ def find_form_boxes(mask: np.ndarray, min_boxes: int = 2) -> FormBoxes:
     vertical lines that run the whole way between them (a handwritten stroke does not: it is not straight
     and upright for that long, and it lies inside a box). Consecutive vertical lines at least half the row's
     height apart enclose a box. A row whose boxes all lie inside another row's taller boxes is a digit's flat
-    stroke (a 2's base) taken for a line together with the box's sides: it is dropped, and its "line" stays ink.
-    Fewer than ``min_boxes`` boxes is no form.
+    stroke (a 2's base) taken for a line together with the box's sides: it is dropped, and its "line" stays ink;
+    so is a row of one box that lines up with no other box (:func:`_aligned`). Fewer than ``min_boxes`` boxes is no
+    form.
     """
     import cv2
 
@@ -817,17 +818,38 @@ def find_form_boxes(mask: np.ndarray, min_boxes: int = 2) -> FormBoxes:
         for bottom in segments
         if (row := _box_row(binary, horizontal, top, bottom, thin, min_span=max(20, int(1.2 * length))))
     ]
+    rows = [
+        (row_boxes, row_lines)
+        for row_boxes, row_lines in rows
+        if not all(any(_nested(box, other, thin) for other in _other_rows_boxes(rows, row_boxes)) for box in row_boxes)
+    ]
     lines = np.zeros_like(binary)
     boxes = []
     for row_boxes, row_lines in rows:
-        others = [box for other_boxes, _lines in rows if other_boxes is not row_boxes for box in other_boxes]
-        if all(any(_nested(box, other, thin) for other in others) for box in row_boxes):
+        if len(row_boxes) < 2 and not any(
+            _aligned(row_boxes[0], other) for other in _other_rows_boxes(rows, row_boxes)
+        ):
             continue
         boxes.extend(row_boxes)
         lines |= row_lines
     if len(boxes) < min_boxes:
         return FormBoxes((), np.zeros_like(binary))
     return FormBoxes(tuple(_distinct(sorted(boxes))), lines)
+
+
+def _other_rows_boxes(rows: list, boxes: list) -> list:
+    """The boxes of every row in ``rows`` ((boxes, lines) pairs) but the one whose boxes are ``boxes``."""
+    return [box for other_boxes, _lines in rows if other_boxes is not boxes for box in other_boxes]
+
+
+def _aligned(box: tuple, other: tuple) -> bool:
+    """Whether two boxes (x, y, w, h) stand side by side as a form's printed boxes do: alike in height, their tops or
+    their bottoms level (a 7's bar along one box's top line lowers that box's top). A row of one box is a separate
+    box of a form only beside another such; a digit's flat strokes and upright ones (a 3 or a 6 in a photo of a
+    number) can frame one "box", rarely two that line up."""
+    height = max(box[3], other[3])
+    level = min(abs(box[1] - other[1]), abs(box[1] + box[3] - other[1] - other[3]))
+    return abs(box[3] - other[3]) <= 0.3 * height and level <= 0.25 * height
 
 
 def _thin_in_part(labels: np.ndarray, stats: np.ndarray, label: int, thin: int) -> bool:
