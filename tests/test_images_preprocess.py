@@ -336,3 +336,113 @@ def test_a_stroke_lying_along_a_box_line_is_kept():
     cleaned = remove_lines(mask, lines)
     assert cleaned[48:56, 130:195].any(axis=0).all(), "the 7's bar stays"
     assert not cleaned[48:53, :100].any(), "the line itself is gone"
+
+
+# ---------------------------------------------------------------- form frames (sixth round)
+def separate_boxes(count: int = 4, box: int = 70, gap: int = 8, line: int = 5, shape=(200, 500)):
+    """A mask of ``count`` separate printed boxes ``box`` wide inside, ``gap`` apart, lines ``line`` thick; and the
+    boxes' (left, top) inner corners."""
+    mask = np.zeros(shape, np.uint8)
+    corners = []
+    for index in range(count):
+        x = 60 + index * (box + 2 * line + gap)
+        mask[50 : 50 + box + 2 * line, x : x + box + 2 * line] = 255
+        mask[50 + line : 50 + line + box, x + line : x + line + box] = 0
+        corners.append((x + line, 50 + line))
+    return mask, corners
+
+
+def test_a_side_beyond_the_rounded_ends_of_its_frame_lines_is_removed_whole():
+    mask, corners = separate_boxes(count=2)
+    for x, y in corners:  # blurred, rounded corners: the frame's lines stop a pixel short of each box's outer sides
+        for column in (x - 5, x + 74):
+            mask[y - 5 : y, column] = 0
+            mask[y + 70 : y + 75, column] = 0
+    form = find_form_boxes(mask)
+    assert len(form.boxes) == 2
+    for x, y in corners:
+        assert (form.lines[y : y + 70, x - 5 : x] > 0).all(), "the whole of each box's left side is frame"
+        assert (form.lines[y : y + 70, x + 70 : x + 75] > 0).all(), "and of its right side"
+
+
+def test_a_bar_along_most_of_a_box_top_is_no_line_and_the_box_is_still_found():
+    mask, corners = separate_boxes()
+    x, y = corners[0]
+    mask[y : y + 7, x + 5 : x + 60] = 255  # a 7's thick bar lying along the first box's top, inside it
+    cv2.line(mask, (x + 58, y + 5), (x + 25, y + 66), 255, 6)
+    form = find_form_boxes(mask)
+    assert len(form.boxes) == 4
+    assert form.boxes[0][0] == x and abs(form.boxes[0][2] - 70) <= 2
+    assert not (form.lines[y + 1 : y + 7, x + 5 : x + 60] > 0).any(), "the bar is not taken with the line"
+
+
+def test_a_flat_stroke_across_a_box_is_no_line_of_a_smaller_box():
+    mask, corners = separate_boxes()
+    x, y = corners[2]
+    mask[y + 45 : y + 49, x : x + 70] = 255  # a 2's flat base running from side to side
+    cv2.line(mask, (x + 10, y + 46), (x + 50, y + 8), 255, 4)
+    form = find_form_boxes(mask)
+    assert [box[:2] for box in form.boxes] == corners, "four boxes, none inside another"
+    assert not (form.lines[y + 45 : y + 49, x + 5 : x + 65] > 0).any(), "the base stays ink"
+
+
+@pytest.mark.parametrize("gap", [0, 8])
+def test_a_straight_one_touching_its_box_top_and_bottom_is_no_side(gap):
+    mask, corners = separate_boxes(gap=gap)
+    x, y = corners[1]
+    mask[y - 5 : y + 75, x + 33 : x + 38] = 255  # a 1 standing from the top line to the bottom line
+    form = find_form_boxes(mask)
+    assert [box[:2] for box in form.boxes] == corners, "the box holding the 1 is one box"
+    assert not (form.lines[y + 5 : y + 65, x + 33 : x + 38] > 0).any(), "the 1 stays ink"
+
+
+def test_separate_boxes_whose_top_lines_touch_are_all_found():
+    mask, corners = separate_boxes()
+    x, _y = corners[1]
+    mask[50:55, x + 75 : x + 83] = 255  # the top lines of boxes 2 and 3 joined into one, their bottom lines apart
+    form = find_form_boxes(mask)
+    assert [box[:2] for box in form.boxes] == corners
+
+
+def test_a_stroke_ending_on_a_box_line_leaves_no_stub_of_the_line():
+    mask = np.zeros((200, 300), np.uint8)
+    mask[148:153, :] = 255  # the box's bottom line
+    cv2.line(mask, (150, 60), (150, 147), 255, 6)  # a stem coming down onto it
+    lines = np.zeros_like(mask)
+    lines[148:153, :] = 255
+    cleaned = remove_lines(mask, lines)
+    assert not cleaned[148:153, :].any(), "no leg of the line under the stem"
+    assert cleaned[60:147, 150].all()
+
+
+def test_a_sides_ragged_edge_columns_go_with_it():
+    mask, corners = separate_boxes(count=2)
+    x, y = corners[1]
+    rows = np.arange(y, y + 70)
+    mask[rows[rows % 3 != 0], x - 6] = 255  # a JPEG's ragged edges: the columns either side of the box's left side,
+    mask[rows[rows % 3 != 1], x] = 255  # each two thirds covered
+    form = find_form_boxes(mask)
+    assert len(form.boxes) == 2
+    edges = mask[y : y + 70, x - 6 : x + 1] > 0
+    assert (form.lines[y : y + 70, x - 6 : x + 1][edges] > 0).all()
+
+
+def test_the_gap_between_close_sides_of_neighbouring_boxes_is_no_part_of_a_box_split_by_a_stroke():
+    from digit_recognizer.photos.preprocess import _without_upright_strokes
+
+    sides_and_a_stroke = [(542, 548), (550, 558), (587, 593)]  # two close sides, then a 1 in a row of short "boxes"
+    assert _without_upright_strokes(sides_and_a_stroke, span=43) == sides_and_a_stroke
+    split = [(0, 4), (30, 34), (65, 69)]  # a box 64 wide split by a stroke in its middle
+    assert _without_upright_strokes(split, span=64) == [(0, 4), (65, 69)]
+
+
+def test_two_boxes_a_digits_strokes_frame_out_of_line_are_no_form():
+    mask = np.zeros((300, 400), np.uint8)
+    for left, top in ((100, 80), (220, 140)):  # two digits' flat strokes and sides, each framing one "box"
+        mask[top : top + 4, left : left + 40] = 255
+        mask[top + 40 : top + 44, left : left + 40] = 255
+        mask[top : top + 44, left : left + 4] = 255
+        mask[top : top + 44, left + 36 : left + 40] = 255
+    assert find_form_boxes(mask).boxes == (), "they do not stand side by side"
+    lined_up, _corners = separate_boxes(count=2)
+    assert len(find_form_boxes(lined_up).boxes) == 2

@@ -199,6 +199,27 @@ def test_a_tiny_number_written_at_a_slant_is_cut_enlarged_too():
     assert enlargement(segmentation, coverage) > 2, "turned upright, the number is still cut again enlarged"
 
 
+@pytest.mark.parametrize("axes, pen, blur", [((4, 9), 5, 1.2), ((4, 9), 4, 1.6), ((5, 10), 5, 1.5)])
+def test_a_tiny_digit_whose_loop_closes_at_half_its_strength_is_read_at_the_level_the_model_is_surest_of(
+    axes, pen, blur, monkeypatch
+):
+    from digit_recognizer.photos import segment
+    from test_images import paper, to_uint8
+    from test_images_preprocess import ring_classifier
+
+    coverage = np.zeros((480, 640), np.float32)
+    for index in range(3):  # three 0s 20 px tall, their holes a few pixels across: blurred, they nearly close
+        cv2.ellipse(coverage, (300 + 22 * index, 240), axes, 0, 0, 360, 1.0, pen, cv2.LINE_AA)
+    page = paper(480, 640, gradient=0.2) * (1 - 0.6 * np.clip(cv2.GaussianBlur(coverage, (0, 0), blur), 0, 1))
+    photo = to_uint8(page)
+    segmentation = segment.segment_image(photo, ring_classifier)
+    assert len(segmentation) == 3
+    assert (ring_classifier(segmentation.crops)[:, 0] > 0.9).all(), "every 0 is read as a whole ring"
+    monkeypatch.setattr(segment, "TINY_OTHER_LEVELS", ())
+    at_half = segment.segment_image(photo, ring_classifier)
+    assert (ring_classifier(at_half.crops)[:, 0] < 0.5).all(), "at half their strength the holes are closed"
+
+
 # ---------------------------------------------------------------- digits touching a form's frame
 def boxed_photo(digits="7407", box=80, frame_level=0.85, frame=2, touching=True):
     """A row of printed boxes (a comb) with a digit in each; with ``touching`` each digit's top lies along its

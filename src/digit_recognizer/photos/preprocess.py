@@ -59,6 +59,7 @@ PAGE_MAX_BORDER = 0.3  # at most this fraction of the page's outline may run alo
 PAGE_MAX_BACKGROUND = 0.6  # what lies around a page is at most this bright relative to it...
 PAGE_MAX_COLOURED_BACKGROUND = 0.75  # ...or this, when the page's colour differs from it...
 PAGE_MIN_COLOUR_DISTANCE = 20.0  # ...by at least this Lab a*b* distance (a sticky note on a mid-grey desk)
+ALONG_LINE = 3.0  # a stroke lying along a form's line for this x the line's thickness is kept where it covers it
 DARK_ON_LIGHT = "dark-on-light"
 LIGHT_ON_DARK = "light-on-dark"
 
@@ -791,7 +792,10 @@ def find_form_boxes(mask: np.ndarray, min_boxes: int = 2) -> FormBoxes:
     A row is two long thin horizontal lines, one above the other, joined at the same columns by thin
     vertical lines that run the whole way between them (a handwritten stroke does not: it is not straight
     and upright for that long, and it lies inside a box). Consecutive vertical lines at least half the row's
-    height apart enclose a box. Fewer than ``min_boxes`` boxes is no form.
+    height apart enclose a box. A row whose boxes all lie inside another row's taller boxes is a digit's flat
+    stroke (a 2's base) taken for a line together with the box's sides: it is dropped, and its "line" stays ink;
+    so is a row of one box that lines up with no other box (:func:`_aligned`). Fewer than ``min_boxes`` boxes is no
+    form.
     """
     import cv2
 
@@ -802,23 +806,74 @@ def find_form_boxes(mask: np.ndarray, min_boxes: int = 2) -> FormBoxes:
     length = max(15, int(0.03 * max(height, width)))
     thin = max(4, int(0.012 * max(height, width)))
     horizontal = cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
-    count, _, stats, _ = cv2.connectedComponentsWithStats(horizontal, connectivity=8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(horizontal, connectivity=8)
     segments = [
         tuple(int(value) for value in stats[label][:4])
         for label in range(1, count)
-        if stats[label][4] <= (thin + 2) * stats[label][2] and stats[label][2] >= length
-    ]  # thin on average (a slight tilt makes the box taller)
+        if stats[label][2] >= length and _thin_in_part(labels, stats[label], label, thin + 2)
+    ]
+    rows = [
+        row
+        for top in segments
+        for bottom in segments
+        if (row := _box_row(binary, horizontal, top, bottom, thin, min_span=max(20, int(1.2 * length))))
+    ]
+    rows = [
+        (row_boxes, row_lines)
+        for row_boxes, row_lines in rows
+        if not all(any(_nested(box, other, thin) for other in _other_rows_boxes(rows, row_boxes)) for box in row_boxes)
+    ]
     lines = np.zeros_like(binary)
     boxes = []
-    for top in segments:
-        for bottom in segments:
-            row = _box_row(binary, top, bottom, thin, min_span=max(20, int(1.2 * length)), horizontal=horizontal)
-            if row:
-                boxes.extend(row[0])
-                lines |= row[1]
+    for row_boxes, row_lines in rows:
+        if len(row_boxes) < 2 and not any(
+            _aligned(row_boxes[0], other) for other in _other_rows_boxes(rows, row_boxes)
+        ):
+            continue
+        boxes.extend(row_boxes)
+        lines |= row_lines
     if len(boxes) < min_boxes:
         return FormBoxes((), np.zeros_like(binary))
     return FormBoxes(tuple(_distinct(sorted(boxes))), lines)
+
+
+def _other_rows_boxes(rows: list, boxes: list) -> list:
+    """The boxes of every row in ``rows`` ((boxes, lines) pairs) but the one whose boxes are ``boxes``."""
+    return [box for other_boxes, _lines in rows if other_boxes is not boxes for box in other_boxes]
+
+
+def _aligned(box: tuple, other: tuple) -> bool:
+    """Whether two boxes (x, y, w, h) stand side by side as a form's printed boxes do: alike in height, their tops or
+    their bottoms level (a 7's bar along one box's top line lowers that box's top). A row of one box is a separate
+    box of a form only beside another such; a digit's flat strokes and upright ones (a 3 or a 6 in a photo of a
+    number) can frame one "box", rarely two that line up."""
+    height = max(box[3], other[3])
+    level = min(abs(box[1] - other[1]), abs(box[1] + box[3] - other[1] - other[3]))
+    return abs(box[3] - other[3]) <= 0.3 * height and level <= 0.25 * height
+
+
+def _thin_in_part(labels: np.ndarray, stats: np.ndarray, label: int, thin: int) -> bool:
+    """Whether a horizontal segment (component ``label``, ``stats`` its row of connectedComponentsWithStats) is at
+    most ``thin`` pixels thick along a quarter of its length at least: a frame's line is thin where no digit's bar
+    lies along it (a 7's bar may thicken most of its box's top line); a shadow's edge or a thick stroke is thick
+    all along. Thickness is counted per column, so a slightly tilted line is still thin."""
+    x, y, width, height = (int(value) for value in stats[:4])
+    counts = (labels[y : y + height, x : x + width] == label).sum(axis=0)
+    return float(np.percentile(counts, 25)) <= thin
+
+
+def _nested(inner: tuple, outer: tuple, tolerance: int) -> bool:
+    """Whether box ``inner`` (x, y, w, h) lies within ``outer`` (give or take ``tolerance`` pixels) and is clearly
+    less tall."""
+    x, y, w, h = inner
+    ox, oy, ow, oh = outer
+    return (
+        x >= ox - tolerance
+        and x + w <= ox + ow + tolerance
+        and y >= oy - tolerance
+        and y + h <= oy + oh + tolerance
+        and h < 0.9 * oh
+    )
 
 
 def _distinct(boxes: list) -> list:
@@ -834,32 +889,37 @@ def _distinct(boxes: list) -> list:
     return kept
 
 
-def _box_row(
-    binary: np.ndarray, top: tuple, bottom: tuple, thin: int, min_span: int = 20, horizontal: np.ndarray | None = None
-):
+def _box_row(binary: np.ndarray, horizontal: np.ndarray, top: tuple, bottom: tuple, thin: int, min_span: int = 20):
     """The boxes between a top and a bottom horizontal line, and the frame's pixels; None if they frame nothing.
 
-    A horizontal line's pixels are those of the straight band it runs in (:func:`_line_band`, from its long
-    horizontal runs in ``horizontal``): a digit's stroke lying along it from inside the box (a 7's bar, a 0's
-    top) stays, where its part beyond the line's own thickness would otherwise go with the line."""
+    A horizontal line's pixels are those of the straight band it runs in (:func:`_line_band`, from ``horizontal``,
+    the long horizontal runs of ink): a digit's stroke lying along it from inside the box (a 7's bar, a 0's top)
+    stays, where its part beyond the line's own thickness would otherwise go with the line. Both lines are printed
+    alike: their thickness is the thinner one's (a box's own top line may be thickened over most of its length by
+    a 7's bar along it, in separate boxes). Vertical lines are looked for a line's width beyond the horizontal lines' ends: a blurred frame's rounded
+    corner ends its horizontal lines short of its outer sides, and a side found only in part leaves a sliver that
+    joins the digit touching it."""
     x0, x1 = max(top[0], bottom[0]), min(top[0] + top[2], bottom[0] + bottom[2])
     upper, lower = top[1], bottom[1] + bottom[3]
     span = bottom[1] - (top[1] + top[3])
-    if (
-        span < min_span
-        or x1 - x0 < 0.6 * min(top[2], bottom[2])
-        or x1 - x0 < 0.8 * span
-        or min(top[2], bottom[2]) < 0.6 * max(top[2], bottom[2])
-    ):  # a frame's lines are alike; a stroke is not
+    if span < min_span or x1 - x0 < 0.6 * min(top[2], bottom[2]) or x1 - x0 < 0.8 * span:
         return None
-    inner = binary[top[1] + top[3] : bottom[1], x0:x1] > 0
+    outer_left, outer_right = max(0, x0 - thin), min(binary.shape[1], x1 + thin)
+    inner = binary[top[1] + top[3] : bottom[1], outer_left:outer_right] > 0
     coverage = inner.mean(axis=0)
     columns = np.flatnonzero(coverage >= 0.93)
     if columns.size == 0:
         return None
     runs = np.split(columns, np.flatnonzero(np.diff(columns) > 1) + 1)
     # a vertical line, or two close together (the sides of neighbouring boxes a few pixels apart)
-    verticals = [(int(run[0]) + x0, int(run[-1]) + x0) for run in runs if run[-1] - run[0] + 1 <= 2 * (thin + 2)]
+    verticals = _without_upright_strokes(
+        [
+            tuple(value + outer_left for value in _with_ragged_edges(int(run[0]), int(run[-1]), coverage))
+            for run in runs
+            if run[-1] - run[0] + 1 <= 2 * (thin + 2)
+        ],
+        span,
+    )
     boxes = []
     for (_left_start, left_end), (right_start, _) in zip(verticals, verticals[1:]):
         if right_start - left_end >= 0.5 * span:
@@ -868,24 +928,66 @@ def _box_row(
         return None
     lines = np.zeros_like(binary)
     frame_left, frame_right = boxes[0][0] - thin - 2, boxes[-1][0] + boxes[-1][2] + thin + 2
-    for segment in (top, bottom):
-        x, y, w, h = segment
+    runs = []
+    for x, y, w, h in (top, bottom):
         left, right = max(x, frame_left), min(x + w, frame_right)
-        band = np.ones((h, right - left), bool)
-        if horizontal is not None and right > left:
-            band = _line_band(horizontal[y : y + h, left:right] > 0)
-        lines[y : y + h, left:right] = np.where(band, binary[y : y + h, left:right], 0)
+        runs.append((y, left, horizontal[y : y + h, left:right] > 0))
+    thickness = min(_run_thickness(segment_runs) for *_corner, segment_runs in runs)
+    for y, left, segment_runs in runs:
+        height, width = segment_runs.shape
+        band = _line_band(segment_runs, thickness)
+        lines[y : y + height, left : left + width] = np.where(band, binary[y : y + height, left : left + width], 0)
     for start, end in verticals:
         if frame_left <= start <= frame_right:
             lines[upper:lower, start : end + 1] = binary[upper:lower, start : end + 1]
     return boxes, lines
 
 
-def _line_band(runs: np.ndarray) -> np.ndarray:
-    """The straight band a thin horizontal line runs in (boolean, ``runs``' shape), from ``runs``: its long
-    horizontal runs of ink, which include any stroke lying along the line. The line's centre in each column is
-    fitted by a straight line through the columns' middles (twice: the second time without the columns where a
-    stroke thickens it), its thickness is the median column's; the band is that, a pixel wider each side."""
+def _with_ragged_edges(start: int, end: int, coverage: np.ndarray, most: int = 2) -> tuple[int, int]:
+    """A vertical line's columns (first, last) with up to ``most`` columns each side that it covers at least half
+    of the way (``coverage``, per column): a thin coloured line's edges, ragged in a JPEG, left out of the line
+    would stay as dashes along the box's side and join the digit that touches it."""
+    for _ in range(most):
+        if start > 0 and coverage[start - 1] >= 0.5:
+            start -= 1
+        if end < len(coverage) - 1 and coverage[end + 1] >= 0.5:
+            end += 1
+    return start, end
+
+
+def _without_upright_strokes(verticals: list, span: int) -> list:
+    """The vertical lines (first, last column) of a row of boxes without a straight upright stroke taken for one: a
+    1 touching its box's top and bottom lines splits the box into two parts that, with the stroke, are as wide as
+    the row's other boxes (printed boxes are all alike), each narrower than they are; in a row of one box (separate
+    boxes), or of boxes all split, as wide as the box is tall. The gap between the close sides of neighbouring boxes
+    is no such part."""
+    widths = [right_start - left_end - 1 for (_, left_end), (right_start, _) in zip(verticals, verticals[1:])]
+    boxes = [width for width in widths if width >= 0.5 * span]
+    usual = float(np.median(boxes)) if len(boxes) >= 2 else float(span)
+    kept = list(verticals)
+    index = 1
+    while index < len(kept) - 1:
+        (_, before_end), (start, end), (after_start, _) = kept[index - 1 : index + 2]
+        parts = (start - before_end - 1, after_start - end - 1)
+        whole = after_start - before_end - 1
+        if 0.15 * usual <= min(parts) and max(parts) < 0.8 * usual and abs(whole - usual) <= 0.15 * usual:
+            del kept[index]
+        else:
+            index += 1
+    return kept
+
+
+def _run_thickness(runs: np.ndarray) -> float:
+    """The median thickness of a horizontal line's long runs of ink (boolean) over the columns it is in."""
+    counts = runs.sum(axis=0)
+    return float(np.median(counts[counts > 0])) if counts.any() else 0.0
+
+
+def _line_band(runs: np.ndarray, thickness: float) -> np.ndarray:
+    """The straight band a thin horizontal line ``thickness`` pixels thick runs in (boolean, ``runs``' shape), from
+    ``runs``: its long horizontal runs of ink, which include any stroke lying along the line. The line's centre in
+    each column is fitted by a straight line through the columns' middles (twice: the second time without the
+    columns where a stroke thickens it); the band is the line's thickness, a pixel wider each side."""
     height, width = runs.shape
     counts = runs.sum(axis=0)
     columns = np.flatnonzero(counts > 0)
@@ -893,7 +995,6 @@ def _line_band(runs: np.ndarray) -> np.ndarray:
         return runs
     rows = np.arange(height)[:, None]
     middles = (runs * rows).sum(axis=0)[columns] / counts[columns]
-    thickness = float(np.median(counts[columns]))
     usual = counts[columns] <= thickness + 1
     if usual.sum() < 2:
         return runs
@@ -916,12 +1017,16 @@ def remove_lines(mask: np.ndarray, lines: np.ndarray) -> np.ndarray:
         closed = cv2.morphologyEx(remaining, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, across))
         joined = cv2.bitwise_or(joined, cv2.bitwise_and(closed, lines))
     # A stroke lying along a line (a digit's top touching its box) makes the ink there clearly thicker than
-    # the line: those pixels are kept (with the line's own under them; a little extra thickness is harmless).
+    # the line: those pixels are kept (with the line's own under them; a little extra thickness is harmless),
+    # where that runs along the line for ALONG_LINE x its thickness. A stroke that only comes down onto the line
+    # (a 6's loop sitting on its box's bottom) would keep a stub of the line under it: a leg the model reads.
     horizontal = cv2.morphologyEx(lines, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (25, 1)))
     thickness = _line_thickness(horizontal, True) if horizontal.any() else 0.0
     if thickness > 0:
         size = int(np.ceil(1.6 * thickness)) + 2
         tall = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, size)))
         sides = cv2.dilate(cv2.subtract(lines, horizontal), np.ones((1, 5), np.uint8))  # not the boxes' sides
-        joined = cv2.bitwise_or(joined, cv2.bitwise_and(cv2.subtract(tall, sides), horizontal))
+        along = cv2.bitwise_and(cv2.subtract(tall, sides), horizontal)
+        run = cv2.getStructuringElement(cv2.MORPH_RECT, (int(ALONG_LINE * thickness) + 1, 1))
+        joined = cv2.bitwise_or(joined, cv2.morphologyEx(along, cv2.MORPH_OPEN, run))
     return joined

@@ -9,7 +9,8 @@ brings a photo there, after :mod:`.preprocess` has made its ink mask:
    and stacked closely); small printed text and other marks much smaller than the tallest digit dropped;
    in a form, one digit per box (the box found by :func:`.preprocess.find_form_boxes`);
 2. a number written at a slant is turned upright (its baseline angle from the marks' bottoms) and cut again;
-3. a tiny number (a few tens of pixels tall) is cut again from its region upsampled before thresholding;
+3. a tiny number (a few tens of pixels tall) is cut again from its region upsampled before thresholding, and
+   each of its digits is read at a few thresholds, the one the model is surest of kept (with a model);
 4. touching digits: a wide mark is cut along candidate paths (:func:`cut_paths`: least-ink paths that may go
    round interleaving strokes, projection minima, the outline's valleys), every possible piece is read by the
    model and scored with a width prior for the class read, and the segmentation with the best total score
@@ -680,7 +681,8 @@ def best_segmentations(scores: dict, nodes: int, most: int = 8) -> dict:
 
 # ---------------------------------------------------------------- the pipeline
 TINY_HEIGHT = 40  # digits shorter than this (working pixels) are cut again from their region upsampled
-TINY_EDGE_LEVEL = 0.5  # ...thresholded at this fraction of their ink's strength
+TINY_EDGE_LEVEL = 0.5  # ...thresholded at this fraction of their ink's strength...
+TINY_OTHER_LEVELS = (0.3, 0.4, 0.6, 0.7)  # ...and each digit also at these, the model's surest reading kept
 DESKEW_MIN_DEGREES = 2.0  # a number's baseline tilted by more than this is turned upright
 # A digit cut where the string reader read several keeps the reader's reading of it (touching photos, seeds 1 and 11:
 # 63 of 80 against 41 when the reader only gives the count and the classifier reads the cut pieces; seed 1's first 20:
@@ -694,11 +696,14 @@ READER_NARROW_CONFIDENCE = 0.6  # ...but one narrower than SPLIT_ASPECT is cut o
 
 @dataclass
 class _View:
-    """An ink mask to cut digits from, and how its pixels map back to the input image (3x3 matrix)."""
+    """An ink mask to cut digits from, and how its pixels map back to the input image (3x3 matrix); the ink's
+    contrast, while it may still be enlarged as a tiny number; once enlarged, the ink's ``strength`` (its smoothed
+    contrast over its own strength, the mask's pixels above :data:`TINY_EDGE_LEVEL`) to read it at other levels."""
 
     mask: np.ndarray
     to_original: np.ndarray
     contrast: np.ndarray | None = None
+    strength: np.ndarray | None = None
 
 
 def segment_image(
@@ -794,6 +799,8 @@ def segment_image(
             )
         ]
     crops = [mnist_crop(mark_mask(mark, labels)) for mark in marks]
+    if classify is not None and view.strength is not None:
+        crops = _surest_levels(crops, marks, labels, view.strength, classify)
     boxes = [_box_to_original(mark, view.to_original, original_shape) for mark in marks]
     if debug:
         steps.append(("cuts", _cuts(view.mask, marks)))
@@ -1023,16 +1030,49 @@ def _enlarged_if_tiny(view: _View, labels, marks, small_text_ratio, classify, mi
     region = view.contrast[y0:y1, x0:x1]
     big = cv2.resize(region, (int((x1 - x0) * factor), int((y1 - y0) * factor)), interpolation=cv2.INTER_CUBIC)
     mask = binarize(np.clip(big, 0, 1), min_contrast)
+    strength = None
     if mask.any():
         # Upsampled, a blurred stroke's faint flanks pass Otsu's threshold and make it bold (a 5's joint, a 9's
         # loop close up); its ink is cut again at half its own strength, where its true edge lies.
-        strength = float(np.percentile(big[mask > 0], 90))
-        mask = binarize(np.clip(big, 0, 1), min(max(TINY_EDGE_LEVEL * strength, min_contrast), 0.9))
+        ink_strength = float(np.percentile(big[mask > 0], 90))
+        mask = binarize(np.clip(big, 0, 1), min(max(TINY_EDGE_LEVEL * ink_strength, min_contrast), 0.9))
+        strength = cv2.GaussianBlur(np.clip(big, 0, 1).astype(np.float32), (0, 0), 1.0) / max(ink_strength, 1e-3)
     new_labels, new_marks = find_digit_marks(mask, small_text_ratio, split=classify is None)
     if not new_marks:
         return view, labels, marks
     to_view = np.float64([[1 / factor, 0, x0], [0, 1 / factor, y0], [0, 0, 1]])
-    return _View(mask, view.to_original @ to_view, None), new_labels, new_marks
+    return _View(mask, view.to_original @ to_view, None, strength), new_labels, new_marks
+
+
+def _surest_levels(crops: list, marks: list, labels: np.ndarray, strength: np.ndarray, classify) -> list:
+    """The crops of a tiny number's digits, each read again cut at :data:`TINY_OTHER_LEVELS` of its ink's
+    ``strength`` and replaced by the crop the model is surest of. A digit 20 pixels tall in a heavy JPEG has
+    no one right level: half its strength closes one 8's loops and breaks another 5's joint. Only its own ink
+    counts (the pixels near its mark: not its neighbours'); a digit cut from touching ones keeps its cut."""
+    import cv2
+
+    crops = list(crops)
+    others = []
+    for index, mark in enumerate(marks):
+        if isinstance(mark, _CutMark):
+            continue
+        pad = max(3, mark.height // 8)
+        top, left = max(0, mark.y - pad), max(0, mark.x - pad)
+        bottom, right = min(strength.shape[0], mark.bottom + pad), min(strength.shape[1], mark.right + pad)
+        own = np.zeros((bottom - top, right - left), np.uint8)
+        own[mark.y - top : mark.bottom - top, mark.x - left : mark.right - left] = mark_mask(mark, labels)
+        near = cv2.dilate(own, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pad + 1, 2 * pad + 1))) > 0
+        for level in TINY_OTHER_LEVELS:
+            ink = (strength[top:bottom, left:right] > level) & near
+            if ink.any():
+                others.append((index, mnist_crop(ink.astype(np.uint8) * 255)))
+    if not others:
+        return crops
+    surest = classify(np.stack(crops)).max(axis=1)
+    for (index, crop), probability in zip(others, classify(np.stack([crop for _, crop in others]))):
+        if probability.max() > surest[index]:
+            surest[index], crops[index] = probability.max(), crop
+    return crops
 
 
 def _box_to_original(mark: _Mark, to_original: np.ndarray, shape: tuple) -> tuple[int, int, int, int]:
