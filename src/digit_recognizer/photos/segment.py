@@ -805,13 +805,9 @@ def segment_image(
     if debug:
         steps.append(("cuts", _cuts(view.mask, marks)))
     read = tuple(getattr(mark, "read", None) for mark in marks)
-    return Segmentation(
-        np.stack(crops), tuple(boxes), polarity, "", original_shape, tuple(steps), read if any_read(read) else ()
-    )
-
-
-def any_read(read: tuple) -> bool:
-    return any(probabilities is not None for probabilities in read)
+    if all(probabilities is None for probabilities in read):
+        read = ()
+    return Segmentation(np.stack(crops), tuple(boxes), polarity, "", original_shape, tuple(steps), read)
 
 
 def segment_digits(
