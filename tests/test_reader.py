@@ -105,6 +105,8 @@ def test_decode_of_blank_frames_reads_nothing_and_columns_follow_the_scale():
     assert decode(frame_logits([]), 1.0).probabilities.shape == (0, 10)
     half = decode(frame_logits([BLANK, 3]), 0.5)
     assert half.columns[0] == pytest.approx((1.5 * STRIDE - MARGIN) / 0.5), "mapped back to the mark's columns"
+    moved = decode(frame_logits([BLANK, 3]), 1.0, shift=2)
+    assert moved.columns[0] == pytest.approx(1.5 * STRIDE - MARGIN - 2), "a view's shift is taken back out"
 
 
 def test_a_doubtful_frame_path_is_less_confident():
@@ -246,3 +248,32 @@ def test_a_narrow_mark_of_two_heavily_overlapping_digits_is_cut_only_on_the_read
     assert read_with(wide, zero_classifier, read_string=ring_reader("381", confidence=0.3))[0].number == "381", (
         "a mark wide enough to be several is cut as the reader reads it, however sure"
     )
+
+
+@pytest.mark.parametrize(("right", "down"), [(0, 0), (2, 0), (-3, 1), (1, -2)])
+def test_shifted_moves_the_image_with_zero_fill(right, down):
+    from digit_recognizer.modeling.reader import shifted
+
+    image = np.arange(1, 7 * 9 + 1, dtype=np.float32).reshape(7, 9)
+    moved = shifted(image, right, down)
+    assert moved.shape == image.shape
+    for row in range(7):
+        for col in range(9):
+            source = (row - down, col - right)
+            inside = 0 <= source[0] < 7 and 0 <= source[1] < 9
+            assert moved[row, col] == (image[source] if inside else 0)
+
+
+def test_read_strings_takes_the_string_most_views_read():
+    from digit_recognizer.modeling.reader import VIEWS, read_strings
+
+    class FakeModel:
+        """Reads '12' in every view but the first, which reads '7' with a surer path."""
+
+        def predict(self, inputs, verbose=0, batch_size=256):
+            logits = np.stack([frame_logits([BLANK, 2, BLANK, 3]) for _ in inputs])
+            logits[:: len(VIEWS)] = frame_logits([BLANK, 8], sure=20.0)
+            return logits
+
+    readings = read_strings(FakeModel(), [np.ones((30, 50), bool), np.ones((30, 20), bool)])
+    assert [reading.digits for reading in readings] == ["12", "12"]

@@ -17,6 +17,7 @@ stands a little apart, and binarised like the photo pipeline's ink mask.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,9 +169,10 @@ class StringReading:
     confidence: float
 
 
-def decode(logits: np.ndarray, columns_per_input: float) -> StringReading:
+def decode(logits: np.ndarray, columns_per_input: float, shift: int = 0) -> StringReading:
     """Greedy CTC decoding of one mark's (frames, classes + 1) logits: each run of one digit class between blanks
-    or other classes is one digit, its probabilities those of the run's most certain frame (blank left out)."""
+    or other classes is one digit, its probabilities those of the run's most certain frame (blank left out).
+    ``shift``: the input's columns were moved this many pixels right (a view, :func:`read_strings`)."""
     shifted = logits - logits.max(axis=-1, keepdims=True)
     probabilities = np.exp(shifted) / np.exp(shifted).sum(axis=-1, keepdims=True)
     best = probabilities.argmax(axis=-1)
@@ -187,7 +189,7 @@ def decode(logits: np.ndarray, columns_per_input: float) -> StringReading:
             digit_probabilities = np.delete(probabilities[peak], BLANK)
             digits.append(str(label - 1))
             rows.append(digit_probabilities / digit_probabilities.sum())
-            centres.append(((frame + end + 1) / 2 * STRIDE - MARGIN) / columns_per_input)
+            centres.append(((frame + end + 1) / 2 * STRIDE - MARGIN - shift) / columns_per_input)
         frame = end + 1
     confidence = float(np.exp(np.log(np.maximum(probabilities.max(axis=-1), 1e-12)).sum()))
     num_classes = logits.shape[-1] - 1
@@ -199,14 +201,36 @@ def decode(logits: np.ndarray, columns_per_input: float) -> StringReading:
     )
 
 
+VIEWS = ((0, 0), (1, 0), (2, 0), (3, 0), (0, -1), (0, 1))  # (right, down) pixel shifts each mark is read at
+
+
+def shifted(image: np.ndarray, right: int, down: int) -> np.ndarray:
+    """The image moved ``right`` and ``down`` pixels (negative: left, up), zero fill."""
+    moved = np.zeros_like(image)
+    height, width = image.shape
+    moved[max(0, down) : height + min(0, down), max(0, right) : width + min(0, right)] = image[
+        max(0, -down) : height + min(0, -down), max(0, -right) : width + min(0, -right)
+    ]
+    return moved
+
+
 def read_strings(model, masks: list) -> list[StringReading]:
-    """Read binary marks (each any size) with a string reader model."""
+    """Read binary marks (each any size) with a string reader model: each mark is read in the :data:`VIEWS`
+    (shifted by less than a frame's stride, and a pixel up and down), and the string most views read is taken
+    (ties: the surest), with that view's probabilities and columns. Measured on the development photos of touching
+    digits: 73 of 80 read right against 71 with one view."""
     if not masks:
         return []
     prepared = [reader_input(mask) for mask in masks]
-    inputs = np.stack([image for image, _ in prepared])[..., None]
+    inputs = np.stack([shifted(image, right, down) for image, _ in prepared for right, down in VIEWS])[..., None]
     logits = np.asarray(model.predict(inputs, verbose=0, batch_size=256), np.float32)
-    return [decode(frames, scale) for frames, (_, scale) in zip(logits, prepared)]
+    logits = logits.reshape(len(masks), len(VIEWS), *logits.shape[1:])
+    readings = []
+    for views, (_, scale) in zip(logits, prepared):
+        read = [decode(frames, scale, right) for frames, (right, _down) in zip(views, VIEWS)]
+        votes = Counter(reading.digits for reading in read)
+        readings.append(max(read, key=lambda reading: (votes[reading.digits], reading.confidence)))
+    return readings
 
 
 def string_accuracy(model, inputs: np.ndarray, targets: np.ndarray) -> float:
