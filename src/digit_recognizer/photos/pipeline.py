@@ -52,9 +52,8 @@ def choose_experiment(paths, requested: str | None) -> tuple[str, str]:
     trained = [name for name in trained if Experiment(paths, name).is_finished]
     for_photos = [name for name in trained if trained_for_photos(Experiment(paths, name))]
     if for_photos:
-        return for_photos[
-            0
-        ], "the best experiment trained for photos (--photo-augment, --photo-negatives, --reader-strings)"
+        why = "the best experiment trained for photos (--photo-augment, --photo-negatives, --reader-strings)"
+        return for_photos[0], why
     for rank, row in enumerate(sorted_rows(paths.leaderboard), 1):
         if row["experiment"] in trained:
             return (
