@@ -248,12 +248,14 @@ def train_reader(
     seed: int,
     valid_images: np.ndarray | None = None,
     valid_labels: np.ndarray | None = None,
+    precision: str = "float32",
     verbose: int = 1,
     log=print,
 ) -> float | None:
     """Train a string reader on ``strings`` synthetic strings made from ``images``/``labels`` and save it
     (atomically) to ``path``; returns its exact-string accuracy on 2,000 synthetic strings made from the validation
-    digits when they are given (else None)."""
+    digits when they are given (else None). ``precision`` is a Keras dtype policy (training's
+    ``resolve_precision`` chooses it for the machine)."""
     from digit_recognizer.atomic import atomic_path
     from digit_recognizer.modeling.keras_import import import_keras_quietly
 
@@ -265,7 +267,7 @@ def train_reader(
     log(f"string reader: making {strings} synthetic strings of 1-{MAX_DIGITS} digits from {len(labels)} training rows")
     inputs, targets = synthetic_strings(images, labels, strings, seed)
     keras.utils.set_random_seed(seed)
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    keras.mixed_precision.set_global_policy(precision)
     try:
         model = build_reader()
         steps = EPOCHS * math.ceil(strings / BATCH_SIZE)

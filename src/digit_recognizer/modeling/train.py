@@ -566,6 +566,7 @@ def train_string_reader(
         config.seed,
         valid_images=images[valid_rows] if valid_rows.any() else None,
         valid_labels=labels[valid_rows] if valid_rows.any() else None,
+        precision=resolve_precision(config.precision),
         verbose=verbose,
         log=log,
     )
