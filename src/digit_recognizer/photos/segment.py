@@ -786,18 +786,7 @@ def segment_image(
             tuple(steps),
         )
     if classify is not None and not form.boxes:
-        marks = [
-            piece
-            for mark in marks
-            for piece in (
-                _split_mark(
-                    mark, labels, classify, _whole_bonus(mark, marks), read_string, _may_be_several(mark, marks)
-                )
-                if _may_be_several(mark, marks)
-                or (read_string is not None and mark.width >= READER_ASPECT * mark.height)
-                else [mark]
-            )
-        ]
+        marks = [piece for mark in marks for piece in _split_mark(mark, marks, labels, classify, read_string)]
     crops = [mnist_crop(mark_mask(mark, labels)) for mark in marks]
     if classify is not None and view.strength is not None:
         crops = _surest_levels(crops, marks, labels, view.strength, classify)
@@ -895,28 +884,26 @@ def _whole_bonus(mark: _Mark, marks: list) -> float:
     return WHOLE_BONUS + (SIBLING_BONUS if len(_siblings(mark, marks)) >= 2 else 0.0)
 
 
-def _split_mark(
-    mark: _Mark,
-    labels: np.ndarray,
-    classify,
-    whole_bonus: float = WHOLE_BONUS,
-    read_string=None,
-    several: bool = True,
-) -> list:
-    """A mark that may be several touching digits, cut into its digits (:func:`split_by_recognition`).
+def _split_mark(mark: _Mark, marks: list, labels: np.ndarray, classify, read_string=None) -> list:
+    """A mark of the number ``marks`` that may be several touching digits, cut into its digits
+    (:func:`split_by_recognition`); a mark that cannot be several is returned as it is.
 
     With a string reader (``read_string``) the mark is first read whole: when it reads several digits, the mark is
     cut into that many, at the best cuts for that count or, when no cut paths give that many pieces (digits that
     overlap), straight down between the columns where the reader read them; the reader's reading of each digit is
     kept with it (:data:`READER_DIGITS`), since a piece cut from overlapping digits carries a neighbour's ink.
-    A mark not ``several`` (too narrow to be cut on the classifier's word alone) is cut only where the reader reads
-    several digits in it with confidence :data:`READER_NARROW_CONFIDENCE`."""
+    A mark not wide enough to be cut on the classifier's word alone (:func:`_may_be_several`) but at least
+    :data:`READER_ASPECT` x as wide as tall is cut only where the reader reads several digits in it with confidence
+    :data:`READER_NARROW_CONFIDENCE`."""
+    several = _may_be_several(mark, marks)
+    if not several and (read_string is None or mark.width < READER_ASPECT * mark.height):
+        return [mark]
     region = mark_mask(mark, labels) > 0
     reading = read_string([region])[0] if read_string is not None else None
     count = len(reading.digits) if reading is not None and len(reading.digits) >= 2 else None
     if not several and (count is None or reading.confidence < READER_NARROW_CONFIDENCE):
         return [mark]  # not wide enough to be cut on the classifier's word alone, nor on a doubtful reading
-    pieces = split_by_recognition(region, classify, whole_bonus, count=count)
+    pieces = split_by_recognition(region, classify, _whole_bonus(mark, marks), count=count)
     if count is not None and len(pieces) != count:
         pieces = straight_cuts(region, reading.columns)
     if len(pieces) == 1:
