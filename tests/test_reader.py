@@ -77,9 +77,9 @@ def test_reader_input_scales_the_mark_to_the_height_left_aligned(shape):
         assert cols[-1] == WIDTH - MARGIN - 1, "a mark too wide is squeezed into the width"
 
 
-def frame_logits(path: list, sure: float = 8.0) -> np.ndarray:
+def frame_logits(path: list, sure: float = 8.0, stride: int = STRIDE) -> np.ndarray:
     """Logits over (blank, 0-9) for a frame path: each entry a class (BLANK or digit + 1) made clearly the best."""
-    logits = np.zeros((WIDTH // STRIDE, 11), np.float32)
+    logits = np.zeros((WIDTH // stride, 11), np.float32)
     for frame, label in enumerate(path):
         logits[frame, label] = sure
     for frame in range(len(path), len(logits)):
@@ -95,7 +95,7 @@ def test_decode_merges_runs_and_keeps_repeats_split_by_a_blank():
     assert np.allclose(reading.probabilities.sum(axis=1), 1)
     assert list(reading.probabilities.argmax(axis=1)) == [7, 1, 1]
     assert (np.diff(reading.columns) > 0).all(), "digits left to right"
-    # the 7 is read in frames 1-2: input columns 4-12, centre 8, minus the margin
+    # the 7 is read in frames 1-2: input columns STRIDE to 3 x STRIDE, centre 2 x STRIDE, minus the margin
     assert reading.columns[0] == pytest.approx(2 * STRIDE - MARGIN)
     assert 0 < reading.confidence <= 1
 
@@ -107,6 +107,14 @@ def test_decode_of_blank_frames_reads_nothing_and_columns_follow_the_scale():
     assert half.columns[0] == pytest.approx((1.5 * STRIDE - MARGIN) / 0.5), "mapped back to the mark's columns"
     moved = decode(frame_logits([BLANK, 3]), 1.0, shift=2)
     assert moved.columns[0] == pytest.approx(1.5 * STRIDE - MARGIN - 2), "a view's shift is taken back out"
+
+
+@pytest.mark.parametrize("stride", [2, 4])
+def test_decode_takes_the_stride_from_the_number_of_frames(stride):
+    """A reader saved with another stride (fewer, wider frames) is decoded at its own stride."""
+    reading = decode(frame_logits([BLANK, BLANK, 4 + 1], stride=stride), 1.0)
+    assert reading.digits == "4"
+    assert reading.columns[0] == pytest.approx(2.5 * stride - MARGIN)
 
 
 def test_a_doubtful_frame_path_is_less_confident():
