@@ -15,7 +15,7 @@ def test_ema_momentum_forgets_the_initial_weights(total_steps):
     assert momentum**total_steps <= 4e-4
 
 
-@pytest.mark.parametrize("architecture", ["seed", "compact", "deotte"])
+@pytest.mark.parametrize("architecture", ["seed", "compact", "compact-nodrop", "deotte"])
 def test_registry_builds_each_architecture(architecture):
     # every registered builder maps a 28x28x1 image to 10 probabilities, and the CLI's list matches the registry
     import numpy as np
@@ -30,9 +30,22 @@ def test_registry_builds_each_architecture(architecture):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
+def test_compact_nodrop_is_compact_without_dropout():
+    # the same weights layer for layer, and no dropout layer left
+    from keras import layers
+
+    from digit_recognizer.modeling.models import build_model
+
+    compact = build_model("compact", (28, 28, 1), 10)
+    nodrop = build_model("compact-nodrop", (28, 28, 1), 10)
+    assert any(isinstance(layer, layers.Dropout) for layer in compact.layers)
+    assert not any(isinstance(layer, layers.Dropout) for layer in nodrop.layers)
+    assert [weight.shape for weight in nodrop.weights] == [weight.shape for weight in compact.weights]
+
+
 def test_unknown_architecture_is_a_value_error():
     # a bad name is refused with the list of choices
     from digit_recognizer.modeling.models import build_model
 
-    with pytest.raises(ValueError, match="seed, compact, deotte"):
+    with pytest.raises(ValueError, match="seed, compact, compact-nodrop, deotte"):
         build_model("resnet9000", (28, 28, 1), 10)

@@ -211,7 +211,8 @@ def check_name(name: str, what: str = "experiment") -> str:
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 SCHEDULES = ("constant", "cosine")
-ARCHITECTURES = ("seed", "compact", "deotte")  # the model registry's names (modeling.models.MODEL_BUILDERS)
+# the model registry's names (modeling.models.MODEL_BUILDERS)
+ARCHITECTURES = ("seed", "compact", "compact-nodrop", "deotte")
 
 
 def _option(help: str, **extra) -> dict:
@@ -231,7 +232,7 @@ class ExperimentConfig:
     name: str
     preset: str = "fast"
     architecture: str = field(
-        default="compact", metadata=_option("override the preset's architecture", choices=ARCHITECTURES)
+        default="compact-nodrop", metadata=_option("override the preset's architecture", choices=ARCHITECTURES)
     )
     epochs: int = field(default=8, metadata=_option("override the preset's epochs"))
     batch_size: int = field(default=128, metadata=_option("override the preset's batch size"))

@@ -38,21 +38,32 @@ def _conv_bn(x, filters, kernel_size, strides=1, padding="same"):
     return layers.Activation("relu")(x)
 
 
-def build_compact_model(input_shape, num_classes):
+def build_compact_model(input_shape, num_classes, dropout: bool = True):
     """A small batch-normalised conv net (no batch norm at full resolution) that downsamples early with strided
-    convolutions: about 9 M multiply-adds an image, so it trains quickly on a CPU."""
+    convolutions: about 9 M multiply-adds an image, so it trains quickly on a CPU. ``dropout=False`` leaves out
+    its three dropout layers (:func:`build_compact_nodrop_model`)."""
     inputs = keras.Input(shape=input_shape, name="image")
     x = _conv_relu(inputs, 32, 3)  # 28x28
     x = _conv_bn(x, 32, 3, strides=2)  # 14x14
-    x = layers.Dropout(0.2)(x)
+    if dropout:
+        x = layers.Dropout(0.2)(x)
     x = _conv_bn(x, 64, 3)
     x = _conv_bn(x, 64, 3, strides=2)  # 7x7
-    x = layers.Dropout(0.2)(x)
+    if dropout:
+        x = layers.Dropout(0.2)(x)
     x = _conv_bn(x, 128, 3, padding="valid")  # 5x5
     x = layers.Flatten()(x)
-    x = layers.Dropout(0.3)(x)
+    if dropout:
+        x = layers.Dropout(0.3)(x)
     outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="compact")
+    return keras.Model(inputs, outputs, name="compact" if dropout else "compact_nodrop")
+
+
+def build_compact_nodrop_model(input_shape, num_classes):
+    """``compact`` without dropout: the same weights, for short runs. Eight epochs of augmented data do not overfit
+    it (training accuracy stays under validation accuracy), and dropout only slowed its learning: 5-fold
+    out-of-fold 99.53% (199 errors) against 99.44% (236) with dropout, McNemar p = 0.002 (docs/benchmarks.md)."""
+    return build_compact_model(input_shape, num_classes, dropout=False)
 
 
 def build_deotte_model(input_shape, num_classes):
@@ -77,6 +88,7 @@ def build_deotte_model(input_shape, num_classes):
 MODEL_BUILDERS: dict[str, Callable] = {
     "seed": build_seed_model,
     "compact": build_compact_model,
+    "compact-nodrop": build_compact_nodrop_model,
     "deotte": build_deotte_model,
 }
 

@@ -42,10 +42,10 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             name="fast",
-            description="compact batch-normalised CNN, 8 epochs, augmentation, cosine schedule, "
+            description="compact batch-normalised CNN without dropout, 8 epochs, augmentation, cosine schedule, "
             "test-time augmentation (default)",
             overrides=dict(
-                architecture="compact",
+                architecture="compact-nodrop",  # 5-fold out-of-fold: 199 errors against 236 with dropout, p = 0.002
                 epochs=8,
                 batch_size=128,
                 learning_rate=3e-3,
