@@ -30,17 +30,18 @@ def test_registry_builds_each_architecture(architecture):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
-def test_compact_nodrop_is_compact_without_dropout():
+@pytest.mark.parametrize("architecture", ["compact", "deotte"])
+def test_nodrop_variant_is_the_architecture_without_dropout(architecture):
     # the same weights layer for layer, and no dropout layer left
     from keras import layers
 
     from digit_recognizer.modeling.models import build_model
 
-    compact = build_model("compact", (28, 28, 1), 10)
-    nodrop = build_model("compact-nodrop", (28, 28, 1), 10)
-    assert any(isinstance(layer, layers.Dropout) for layer in compact.layers)
+    with_dropout = build_model(architecture, (28, 28, 1), 10)
+    nodrop = build_model(f"{architecture}-nodrop", (28, 28, 1), 10)
+    assert any(isinstance(layer, layers.Dropout) for layer in with_dropout.layers)
     assert not any(isinstance(layer, layers.Dropout) for layer in nodrop.layers)
-    assert [weight.shape for weight in nodrop.weights] == [weight.shape for weight in compact.weights]
+    assert [weight.shape for weight in nodrop.weights] == [weight.shape for weight in with_dropout.weights]
 
 
 def test_unknown_architecture_is_a_value_error():

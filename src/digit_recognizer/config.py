@@ -212,7 +212,7 @@ def check_name(name: str, what: str = "experiment") -> str:
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 SCHEDULES = ("constant", "cosine")
 # the model registry's names (modeling.models.MODEL_BUILDERS)
-ARCHITECTURES = ("seed", "compact", "compact-nodrop", "deotte")
+ARCHITECTURES = ("seed", "compact", "compact-nodrop", "deotte", "deotte-nodrop")
 
 
 def _option(help: str, **extra) -> dict:
