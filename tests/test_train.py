@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from digit_recognizer.config import ARCHITECTURES
+
 
 @pytest.mark.parametrize("total_steps", [1, 5, 100, 1776, 8880, 100_000])
 def test_ema_momentum_forgets_the_initial_weights(total_steps):
@@ -15,12 +17,11 @@ def test_ema_momentum_forgets_the_initial_weights(total_steps):
     assert momentum**total_steps <= 4e-4
 
 
-@pytest.mark.parametrize("architecture", ["seed", "compact", "compact-nodrop", "deotte"])
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_registry_builds_each_architecture(architecture):
     # every registered builder maps a 28x28x1 image to 10 probabilities, and the CLI's list matches the registry
     import numpy as np
 
-    from digit_recognizer.config import ARCHITECTURES
     from digit_recognizer.modeling.models import MODEL_BUILDERS, build_model
 
     assert set(ARCHITECTURES) == set(MODEL_BUILDERS)
