@@ -214,6 +214,12 @@ def score_text(metrics: dict) -> str:
     return f"{metrics['score'] * 100:.2f}% ({errors} errors of {rows}; 95% CI {low * 100:.2f}-{high * 100:.2f})"
 
 
+def heading(argv: list[str]) -> str:
+    """The section's title: today's date and the command that made it, quoted so that it can be pasted back into a
+    shell (``--run 'NAME=PRESET OPTIONS'`` stays one argument)."""
+    return f"## {datetime.date.today().isoformat()}: `{shlex.join(['python', 'scripts/benchmark.py', *argv])}`"
+
+
 def table_lines(results: list[dict], root: Path, argv: list[str], compare_to: str | None = None) -> list[str]:
     """The markdown section: one row per run, times as ratios to seed, and McNemar tests against a reference run."""
     from digit_recognizer.config import Paths
@@ -223,7 +229,7 @@ def table_lines(results: list[dict], root: Path, argv: list[str], compare_to: st
     seed_seconds = results[0]["metrics"]["train_seconds"]
     seed_cpu = results[0]["train"]["cpu"]
     lines = [
-        f"## {datetime.date.today().isoformat()}: `python scripts/benchmark.py {' '.join(argv)}`".rstrip(),
+        heading(argv),
         "",
         f"{os.cpu_count()} cores ({cpu_name()}), TensorFlow CPU, full data: 42,000 train rows, 28,000 test rows."
         " Accuracy is out-of-fold over every train row with --cv K (the same fold file for every run), else on the"
