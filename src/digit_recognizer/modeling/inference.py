@@ -43,6 +43,8 @@ def load_model_file(path: Path):
     import_keras_quietly()
     import keras
 
+    import digit_recognizer.modeling.models  # noqa: F401  (registers the project's own layers for loading)
+
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as error:  # Keras raises many types for a damaged archive

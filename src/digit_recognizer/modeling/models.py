@@ -32,9 +32,71 @@ def _conv_relu(x, filters, kernel_size, padding="same"):
     return layers.Conv2D(filters, kernel_size, padding=padding, activation="relu")(x)
 
 
+@keras.saving.register_keras_serializable(package="digit_recognizer")
+class FusedBatchNormalization(layers.Layer):
+    """Batch normalisation over the channels of an image map, as one fused TensorFlow op (``FusedBatchNormV3``, what
+    tf.keras 2 used) that reads a bfloat16 or float16 map as it is and keeps float32 statistics.
+
+    The same arithmetic as ``keras.layers.BatchNormalization`` (batch statistics in training, moving averages
+    otherwise; the same four weights in the same order), without its upcast of the whole map to float32 and back:
+    under mixed bfloat16 on this CPU, ``deotte`` trains about 1.4x faster per image (docs/benchmarks.md)."""
+
+    def __init__(self, momentum: float = 0.99, epsilon: float = 1e-3, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        if not epsilon > 0:
+            raise ValueError(f"epsilon must be positive, got {epsilon}")
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+
+    def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(
+                f"FusedBatchNormalization normalises image maps (batch, height, width, channels), got {input_shape}"
+            )
+        shape = (input_shape[-1],)
+        weight = dict(shape=shape, autocast=False)
+        self.gamma = self.add_weight(name="gamma", initializer="ones", **weight)
+        self.beta = self.add_weight(name="beta", initializer="zeros", **weight)
+        self.moving_mean = self.add_weight(name="moving_mean", initializer="zeros", trainable=False, **weight)
+        self.moving_variance = self.add_weight(name="moving_variance", initializer="ones", trainable=False, **weight)
+
+    def call(self, inputs, training=None):
+        import tensorflow as tf
+
+        scale, offset = tf.cast(self.gamma, tf.float32), tf.cast(self.beta, tf.float32)
+        if training:
+            outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+                inputs, scale, offset, epsilon=self.epsilon, is_training=True
+            )
+            # the op's variance has Bessel's correction; Keras' moving variance is the plain batch variance
+            count = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], tf.float32)
+            variance = variance * (count - 1.0) / tf.maximum(count, 2.0)
+            self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+            self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+            return outputs
+        outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
+            inputs,
+            scale,
+            offset,
+            mean=tf.cast(self.moving_mean, tf.float32),
+            variance=tf.cast(self.moving_variance, tf.float32),
+            epsilon=self.epsilon,
+            is_training=False,
+        )
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
+
+
 def _conv_bn(x, filters, kernel_size, strides=1, padding="same"):
     x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False)(x)
-    x = layers.BatchNormalization(momentum=0.9)(x)  # moving statistics settle within ~50 steps, also on small data
+    x = FusedBatchNormalization(momentum=0.9)(x)  # moving statistics settle within ~50 steps, also on small data
     return layers.Activation("relu")(x)
 
 
