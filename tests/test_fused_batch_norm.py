@@ -41,6 +41,15 @@ def test_fused_layer_computes_what_keras_batch_norm_computes(shape, momentum):
     assert [weight.name for weight in fused.weights] == [weight.name for weight in reference.weights]
 
 
+def test_a_frozen_layer_normalises_with_its_moving_statistics_as_keras_does():
+    # trainable=False: inference arithmetic even in training, and the moving statistics stay put
+    reference, fused, images = _pair((5, 3, 3, 4), 0.9)
+    for layer in (reference, fused):
+        layer.trainable = False
+    np.testing.assert_allclose(fused(images, training=True), reference(images, training=True), atol=2e-5)
+    np.testing.assert_array_equal(fused.moving_mean.numpy(), np.zeros(4, np.float32))
+
+
 def test_fused_layer_has_keras_batch_norm_gradients():
     # the fused op's own gradient (FusedBatchNormGradV3) agrees with Keras' for the input, scale and offset
     import tensorflow as tf
