@@ -104,3 +104,42 @@ def test_a_saved_model_loads_in_a_fresh_process_in_safe_mode(tmp_path):
     )
     subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, timeout=300)
     np.testing.assert_allclose(np.load(tmp_path / "loaded.npy"), model.predict(images, verbose=0), atol=1e-6)
+
+
+def _small_model(batch_norm):
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=(6, 6, 1))
+    x = layers.Conv2D(4, 3, use_bias=False)(inputs)
+    x = batch_norm(momentum=0.9)(x)
+    x = layers.Flatten()(x)
+    return keras.Model(inputs, layers.Dense(3, activation="softmax")(x))
+
+
+def test_a_model_saved_with_keras_batch_norm_starts_a_fine_tuning_run(tmp_path):
+    # a first round saved before the fused layer gives its weights, in order, to a model built with it
+    import keras
+
+    from digit_recognizer.modeling.models import FusedBatchNormalization
+    from digit_recognizer.modeling.train import initial_weights
+
+    old = _small_model(keras.layers.BatchNormalization)
+    old.set_weights(
+        [np.random.default_rng(i).normal(size=w.shape).astype("float32") for i, w in enumerate(old.weights)]
+    )
+    old.save(tmp_path / "old.keras")
+    new = _small_model(FusedBatchNormalization)
+    initial_weights(new, tmp_path / "old.keras")
+    for got, expected in zip(new.get_weights(), old.get_weights()):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_weights_of_another_architecture_are_refused_in_one_line(tmp_path):
+    from digit_recognizer.errors import UserError
+    from digit_recognizer.modeling.models import FusedBatchNormalization, build_model
+    from digit_recognizer.modeling.train import initial_weights
+
+    build_model("seed", (28, 28, 1), 10).save(tmp_path / "seed.keras")
+    with pytest.raises(UserError, match="do not fit"):
+        initial_weights(_small_model(FusedBatchNormalization), tmp_path / "seed.keras")

@@ -30,7 +30,7 @@ from digit_recognizer.config import Competition, ExperimentConfig, Paths
 from digit_recognizer.data import Dataset, class_warnings, load_train
 from digit_recognizer.errors import UserError, quote
 from digit_recognizer.experiment import FULL_MEMBER, Experiment
-from digit_recognizer.modeling.inference import ensemble_probabilities, predict_probabilities
+from digit_recognizer.modeling.inference import ensemble_probabilities, load_model_file, predict_probabilities
 
 __all__ = ["BACKUP_METADATA", "BACKUP_WEIGHTS", "FULL_MEMBER", "train_experiment", "train_member"]
 
@@ -178,6 +178,18 @@ def member_seed(seed: int, member) -> int:
     return seed + (1000 + int(text[1:]) if text.startswith("p") else int(text))
 
 
+def initial_weights(model, path: Path) -> None:
+    """Give ``model`` the weights of the saved model at ``path`` (same architecture), weight by weight in order rather
+    than by layer name, so that a first round saved with Keras' own BatchNormalization (before
+    :class:`~digit_recognizer.modeling.models.FusedBatchNormalization`) still starts a fine-tuned second round."""
+    saved = load_model_file(path).get_weights()
+    if [tuple(weight.shape) for weight in saved] != [tuple(weight.shape) for weight in model.weights]:
+        raise UserError(
+            f"{path}: its weights do not fit a new {model.name} model; delete the experiment and train it again"
+        )
+    model.set_weights(saved)
+
+
 def train_member(
     config: ExperimentConfig,
     competition: Competition,
@@ -229,7 +241,7 @@ def train_member(
 
         model = build_model(config.architecture, competition.image_shape, competition.num_classes)
         if start_from is not None:
-            model.load_weights(start_from)
+            initial_weights(model, start_from)
         compile_model(model, config, steps_per_epoch)
 
     backup_dir = experiment.backup_dir(member)
@@ -517,8 +529,6 @@ def pseudo_labels(
     Only that fold's model labels them: it never saw the fold's rows, so the second round's validation on the fold
     stays honest. No label from outside train.csv is read: test.csv has none, and the answer key of the offline
     sample is never opened."""
-    from digit_recognizer.modeling.inference import load_model_file
-
     path = experiment.pseudo_file(fold)
     if path.exists():
         with np.load(path, allow_pickle=False) as saved:
