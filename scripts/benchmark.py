@@ -63,6 +63,12 @@ def run_measured(command: list[str], log_file: Path) -> dict:
     )
 
 
+def architecture_text(metrics: dict) -> str:
+    """``deotte``, or ``deotte + deotte-nodrop`` for an experiment with a partner model per fold."""
+    partner = metrics.get("partner", "none")
+    return metrics["architecture"] + (f" + {partner}" if partner != "none" else "")
+
+
 def model_size(architecture: str) -> tuple[int, int]:
     from digit_recognizer.modeling.keras_import import import_keras_quietly
 
@@ -168,6 +174,9 @@ def main() -> int:
             return 1
         metrics = json.loads((root / "models" / name / "metrics.json").read_text())
         params, flops = model_size(metrics["architecture"])
+        if metrics.get("partner", "none") != "none":  # --partner: two models per fold, both predict every image
+            partner_params, partner_flops = model_size(metrics["partner"])
+            params, flops = params + partner_params, flops + partner_flops
         result = dict(
             run=label,
             command=" ".join(["train", "--preset", preset, *validation, *options, *shlex.split(args.extra)]),
@@ -245,7 +254,7 @@ def table_lines(results: list[dict], root: Path, argv: list[str], compare_to: st
         metrics = result["metrics"]
         config = json.loads((root / "models" / metrics["experiment"] / "config.json").read_text())["config"]
         lines.append(
-            f"| {result['run']} | `{result['command']}` | {metrics['architecture']} | {result['params']:,} | {result['flops'] / 1e6:.1f} | "
+            f"| {result['run']} | `{result['command']}` | {architecture_text(metrics)} | {result['params']:,} | {result['flops'] / 1e6:.1f} | "
             f"{config['epochs']} | {score_text(metrics)} | {metrics['train_seconds']:.0f} | "
             f"{metrics['train_seconds'] / seed_seconds:.1f} | {result['train']['cpu']:.0f} | {result['train']['cpu'] / seed_cpu:.1f} | "
             f"{result['train']['steal']:.0%} | {metrics['images_per_second'] or 0:.0f} | {result['predict']['wall']:.0f} | "

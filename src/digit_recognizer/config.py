@@ -234,6 +234,14 @@ class ExperimentConfig:
     architecture: str = field(
         default="compact-nodrop", metadata=_option("override the preset's architecture", choices=ARCHITECTURES)
     )
+    partner: str = field(
+        default="none",
+        metadata=_option(
+            "a second model per fold (or holdout) of this architecture, trained the same way with its own seed; the "
+            "validation score and `predict` average the two (none = one model per fold)",
+            choices=("none", *ARCHITECTURES),
+        ),
+    )
     epochs: int = field(default=8, metadata=_option("override the preset's epochs"))
     batch_size: int = field(default=128, metadata=_option("override the preset's batch size"))
     learning_rate: float = field(default=3e-3, metadata=_option("override the preset's peak learning rate"))
@@ -364,6 +372,16 @@ class ExperimentConfig:
             raise ValueError(f"precision must be auto, float32, mixed_bfloat16 or mixed_float16, got {self.precision}")
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {quote(self.architecture)}, choose from {', '.join(ARCHITECTURES)}")
+        if self.partner != "none" and self.partner not in ARCHITECTURES:
+            raise ValueError(
+                f"unknown --partner architecture {quote(self.partner)}, choose from none, {', '.join(ARCHITECTURES)}"
+            )
+        if self.partner != "none" and self.pseudo_label:
+            raise ValueError("--partner and --pseudo-label do not go together yet: choose one of them")
+        if self.partner != "none" and self.full_train:
+            raise ValueError(
+                "--partner and --full-train do not go together: the partners are validated models, not retrained ones"
+            )
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {quote(self.schedule)}")
         if not 0 <= self.elastic <= 1:
@@ -401,7 +419,7 @@ class ExperimentConfig:
 
     @property
     def num_members(self) -> int:
-        """How many models make the experiment: K fold models, or one."""
+        """How many models make the experiment's first round: K fold models, or one (each with its partner, if any)."""
         return self.cv if self.cv else 1
 
     def to_dict(self) -> dict:

@@ -169,13 +169,18 @@ class _Throughput:
         self.images = 0
 
 
+MEMBER_SEED_OFFSETS = {"p": 1000, "b": 2000}  # a member name's prefix: p = second round, b = partner
+
+
 def member_seed(seed: int, member) -> int:
     """The random seed of one member: the experiment's seed for the full-data model, + k for fold k, + 1000 + k for
-    fold k's second-round (pseudo-label) model."""
+    fold k's second-round (pseudo-label) model, + 2000 + k for fold k's partner (``--partner``)."""
     if member == FULL_MEMBER:
         return seed
     text = str(member)
-    return seed + (1000 + int(text[1:]) if text.startswith("p") else int(text))
+    if text[:1] in MEMBER_SEED_OFFSETS:
+        return seed + MEMBER_SEED_OFFSETS[text[0]] + int(text[1:])
+    return seed + int(text)
 
 
 def initial_weights(model, path: Path) -> None:
@@ -431,6 +436,7 @@ def train_round(
     folds,
     extra=None,
     start_from=None,
+    kind: str = "",
     verbose: int = 1,
     devices=None,
     throughput=None,
@@ -438,14 +444,14 @@ def train_round(
 ) -> tuple[np.ndarray, list[float]]:
     """Train (or, when saved, skip) one member per fold: member ``members[k]`` trains on the rows outside fold k (plus
     ``extra(k)``'s images and labels, if given; from the weights of the model file ``start_from(k)``, if given) and
-    is validated on fold k. Return the out-of-fold probabilities of every row (zeros outside the validated folds)
-    and each fold's accuracy."""
+    is validated on fold k. ``kind`` names the round in the progress lines (" (second round)", " (partner)").
+    Return the out-of-fold probabilities of every row (zeros outside the validated folds) and each fold's accuracy."""
     oof_probabilities = np.zeros((len(labels), competition.num_classes), dtype=np.float32)
     accuracies = []
     for fold, member in enumerate(members):
         valid_mask = folds == fold
         valid_file = experiment.valid_file(member)
-        counted = f"member {fold + 1}/{len(members)}" + (" (second round)" if extra is not None else "")
+        counted = f"member {fold + 1}/{len(members)}{kind}"
         if experiment.member_file(member).exists() and valid_file.exists():
             log(f"{counted}: already trained, skipping")
         else:
@@ -459,13 +465,13 @@ def train_round(
                 rows_text += f" + {len(train_labels) - int((~valid_mask).sum())} pseudo-labelled test images"
             if len(members) > 1:
                 log(
-                    f"fold {fold + 1}/{len(members)}{' (second round)' if extra is not None else ''}: training on {rows_text}, "
+                    f"fold {fold + 1}/{len(members)}{kind}: training on {rows_text}, "
                     f"validating on {int(valid_mask.sum())}"
                 )
             else:
                 log(
                     f"training {config.architecture} on {rows_text}, validating on {int(valid_mask.sum())} "
-                    f"(holdout {config.holdout:g}){' (second round)' if extra is not None else ''}"
+                    f"(holdout {config.holdout:g}){kind}"
                 )
             model = train_member(
                 config,
@@ -644,8 +650,34 @@ def train_experiment(
             folds,
             extra=lambda fold: pseudo_labels(config, competition, experiment, fold, test, log=log),
             start_from=(lambda fold: experiment.member_file(first_members[fold])) if config.pseudo_epochs else None,
+            kind=" (second round)",
             **common,
         )
+    if config.partner != "none":
+        partners = [f"b{member}" for member in members]
+        partner_probabilities, _ = train_round(
+            replace(config, architecture=config.partner),
+            competition,
+            experiment,
+            partners,
+            images,
+            labels,
+            rows,
+            folds,
+            kind=f" (partner {config.partner})",
+            **common,
+        )
+        # each fold is scored as `predict` uses the experiment: the average of its model and the partner
+        oof_probabilities = (oof_probabilities + partner_probabilities) / 2
+        fold_accuracies = [
+            float((oof_probabilities[folds == fold].argmax(1) == labels[folds == fold]).mean())
+            for fold in range(len(members))
+        ]
+        log(
+            f"{'out-of-fold' if config.cv else 'holdout'} accuracy of each model averaged with its partner: "
+            + ", ".join(f"{accuracy:.5f}" for accuracy in fold_accuracies)
+        )
+        members = members + partners
     write_npz(
         experiment.oof_file,
         rows=rows[validated],
@@ -679,6 +711,7 @@ def train_experiment(
         "experiment": config.name,
         "preset": config.preset,
         "architecture": config.architecture,
+        "partner": config.partner,
         "seed": config.seed,
         "validation": f"oof-{config.cv}fold" if config.cv else f"holdout-{config.holdout:g}",
         "score": score,

@@ -206,7 +206,11 @@ def experiment_fields(paths, experiment: str, metrics: dict | None = None) -> di
         metrics = Experiment(paths, experiment).read_metrics()
     return {
         "preset": metrics.get("preset", ""),
-        "architecture": metrics.get("architecture", ""),
+        "architecture": "+".join(
+            name
+            for name in (metrics.get("architecture", ""), metrics.get("partner", "none"))
+            if name not in ("", "none")
+        ),
         "seed": metrics.get("seed", ""),
         "validation": metrics.get("validation", ""),
         "score": format_score(metrics.get("score")),

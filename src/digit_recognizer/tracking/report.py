@@ -118,6 +118,8 @@ def _member_histories(experiment: Experiment, num_members: int) -> list[tuple[st
         (f"{labels[k]}, second round", read_history(experiment.history_file(f"p{k}"))) for k in range(num_members)
     ]
     histories += [(label, frame) for label, frame in second_round if frame is not None]  # --pseudo-label runs
+    partners = [(f"{labels[k]}, partner", read_history(experiment.history_file(f"b{k}"))) for k in range(num_members)]
+    histories += [(label, frame) for label, frame in partners if frame is not None]  # --partner runs
     full = read_history(experiment.history_file(FULL_MEMBER))
     if full is not None:
         histories.append(("full-data model", full))
