@@ -189,7 +189,9 @@ def run_training(config, paths, competition, quiet: bool = False):
     ):  # and an unwritable output folder
         check_writable_folder(folder)
     say(
-        f"experiment {config.name}: preset {config.preset}, architecture {config.architecture}, {config.epochs} epochs"
+        f"experiment {config.name}: preset {config.preset}, architecture {config.architecture}"
+        + (f" with a {config.partner} partner" if config.partner != "none" else "")
+        + f", {config.epochs} epochs"
         + (f", {config.cv}-fold CV" if config.cv else f", holdout {config.holdout:g}")
     )
     try:
