@@ -114,3 +114,11 @@ def test_partner_is_off_by_default_and_in_old_saved_configs():
     saved = ExperimentConfig(name="x", architecture="deotte").to_dict()
     del saved["partner"]  # a config saved before --partner existed
     assert ExperimentConfig.from_dict(saved).partner == "none"
+
+
+def test_best_pairs_two_different_architectures_in_every_fold():
+    from digit_recognizer.modeling.presets import get_preset
+
+    config = get_preset("best").config("x")
+    assert config.cv >= 2 and config.partner not in ("none", config.architecture)
+    assert get_preset("strong").config("x").partner == "none"  # the single-model preset stays one model
