@@ -63,12 +63,6 @@ def run_measured(command: list[str], log_file: Path) -> dict:
     )
 
 
-def architecture_text(metrics: dict) -> str:
-    """``deotte``, or ``deotte + deotte-nodrop`` for an experiment with a partner model per fold."""
-    partner = metrics.get("partner", "none")
-    return metrics["architecture"] + (f" + {partner}" if partner != "none" else "")
-
-
 def model_size(architecture: str) -> tuple[int, int]:
     from digit_recognizer.modeling.keras_import import import_keras_quietly
 
@@ -250,11 +244,13 @@ def table_lines(results: list[dict], root: Path, argv: list[str], compare_to: st
         " x seed CPU | host steal | train images/s | predict 28k s | peak RSS MiB train / predict |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    from digit_recognizer.tracking.leaderboard import architecture_label
+
     for result in results:
         metrics = result["metrics"]
         config = json.loads((root / "models" / metrics["experiment"] / "config.json").read_text())["config"]
         lines.append(
-            f"| {result['run']} | `{result['command']}` | {architecture_text(metrics)} | {result['params']:,} | {result['flops'] / 1e6:.1f} | "
+            f"| {result['run']} | `{result['command']}` | {architecture_label(metrics)} | {result['params']:,} | {result['flops'] / 1e6:.1f} | "
             f"{config['epochs']} | {score_text(metrics)} | {metrics['train_seconds']:.0f} | "
             f"{metrics['train_seconds'] / seed_seconds:.1f} | {result['train']['cpu']:.0f} | {result['train']['cpu'] / seed_cpu:.1f} | "
             f"{result['train']['steal']:.0%} | {metrics['images_per_second'] or 0:.0f} | {result['predict']['wall']:.0f} | "

@@ -198,6 +198,12 @@ def format_score(value) -> str:
     return "" if value is None else f"{float(value):.6g}"
 
 
+def architecture_label(metrics: dict) -> str:
+    """An experiment's architecture from its metrics: ``deotte``, or ``deotte+deotte-nodrop`` with a partner."""
+    names = (metrics.get("architecture", ""), metrics.get("partner", "none"))
+    return "+".join(name for name in names if name not in ("", "none"))
+
+
 def experiment_fields(paths, experiment: str, metrics: dict | None = None) -> dict:
     """The leaderboard fields that training determines, from the experiment's metrics."""
     from digit_recognizer.experiment import Experiment
@@ -206,11 +212,7 @@ def experiment_fields(paths, experiment: str, metrics: dict | None = None) -> di
         metrics = Experiment(paths, experiment).read_metrics()
     return {
         "preset": metrics.get("preset", ""),
-        "architecture": "+".join(
-            name
-            for name in (metrics.get("architecture", ""), metrics.get("partner", "none"))
-            if name not in ("", "none")
-        ),
+        "architecture": architecture_label(metrics),
         "seed": metrics.get("seed", ""),
         "validation": metrics.get("validation", ""),
         "score": format_score(metrics.get("score")),

@@ -114,12 +114,11 @@ def read_history(path: Path) -> pd.DataFrame | None:
 def _member_histories(experiment: Experiment, num_members: int) -> list[tuple[str, pd.DataFrame | None]]:
     labels = ["holdout model"] if num_members == 1 else [f"fold {k + 1}" for k in range(num_members)]
     histories = [(labels[k], read_history(experiment.history_file(k))) for k in range(num_members)]
-    second_round = [
-        (f"{labels[k]}, second round", read_history(experiment.history_file(f"p{k}"))) for k in range(num_members)
-    ]
-    histories += [(label, frame) for label, frame in second_round if frame is not None]  # --pseudo-label runs
-    partners = [(f"{labels[k]}, partner", read_history(experiment.history_file(f"b{k}"))) for k in range(num_members)]
-    histories += [(label, frame) for label, frame in partners if frame is not None]  # --partner runs
+    for prefix, kind in (("p", "second round"), ("b", "partner")):  # --pseudo-label and --partner runs
+        extra = [
+            (f"{labels[k]}, {kind}", read_history(experiment.history_file(f"{prefix}{k}"))) for k in range(num_members)
+        ]
+        histories += [(label, frame) for label, frame in extra if frame is not None]
     full = read_history(experiment.history_file(FULL_MEMBER))
     if full is not None:
         histories.append(("full-data model", full))
