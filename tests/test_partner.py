@@ -116,9 +116,12 @@ def test_partner_is_off_by_default_and_in_old_saved_configs():
     assert ExperimentConfig.from_dict(saved).partner == "none"
 
 
-def test_best_pairs_two_different_architectures_in_every_fold():
+def test_best_trains_two_strong_models_in_every_fold():
+    from dataclasses import replace
+
     from digit_recognizer.modeling.presets import get_preset
 
-    config = get_preset("best").config("x")
-    assert config.cv >= 2 and config.partner not in ("none", config.architecture)
-    assert get_preset("strong").config("x").partner == "none"  # the single-model preset stays one model
+    best, strong = get_preset("best").config("x"), get_preset("strong").config("x")
+    assert best.cv >= 2 and best.partner == strong.architecture
+    assert replace(best, preset="strong", partner="none", cv=strong.cv) == strong  # the same recipe twice
+    assert strong.partner == "none"  # the single-model preset stays one model
