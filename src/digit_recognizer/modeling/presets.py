@@ -23,6 +23,19 @@ class Preset:
         return ExperimentConfig(name=name, preset=self.name, **{**self.overrides, **given})
 
 
+# `strong`'s recipe; `best` trains it twice per fold (the second model a partner of the same architecture, own seeds)
+STRONG_RECIPE = dict(
+    architecture="deotte-nodrop",
+    epochs=24,
+    batch_size=128,
+    learning_rate=3e-3,
+    schedule="cosine",
+    augment=True,
+    label_smoothing=0.1,
+    ema=True,
+    tta=True,
+)
+
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
@@ -64,17 +77,7 @@ PRESETS: dict[str, Preset] = {
             "weight averaging (EMA), test-time augmentation: best single model",
             # 5-fold out-of-fold, one benchmark run (docs/benchmarks.md, 2026-11-24 late): without dropout 155 and 160
             # errors (two seed sets) against 187 with it, McNemar p = 0.002 and 0.012; 24 epochs score like 30.
-            overrides=dict(
-                architecture="deotte-nodrop",
-                epochs=24,
-                batch_size=128,
-                learning_rate=3e-3,
-                schedule="cosine",
-                augment=True,
-                label_smoothing=0.1,
-                ema=True,
-                tta=True,
-            ),
+            overrides=STRONG_RECIPE,
         ),
         Preset(
             name="best",
@@ -83,19 +86,7 @@ PRESETS: dict[str, Preset] = {
             # Measured by 5-fold out-of-fold accuracy (docs/benchmarks.md): 12 epochs + a pseudo-label round
             # (from scratch or fine-tuned) scored 197-206 errors in 128x seed time, one 30-epoch model per fold 159-173
             # in 99x; two 24-epoch models per fold 147 (both without dropout) and 151-154 (with and without dropout).
-            overrides=dict(
-                architecture="deotte-nodrop",
-                partner="deotte-nodrop",
-                epochs=24,
-                batch_size=128,
-                learning_rate=3e-3,
-                schedule="cosine",
-                augment=True,
-                label_smoothing=0.1,
-                ema=True,
-                cv=5,
-                tta=True,
-            ),
+            overrides={**STRONG_RECIPE, "partner": STRONG_RECIPE["architecture"], "cv": 5},  # strong, twice per fold
         ),
     )
 }
