@@ -61,6 +61,8 @@ def test_ensemble_averages_probabilities_and_scores_the_shared_holdout(two_exper
     record = json.loads((paths.experiment_dir(name) / "ensemble.json").read_text())
     assert record["score"] == pytest.approx((average.argmax(1) == tiny["label"].to_numpy()).mean())
     assert record["validation_rows"] == len(tiny) and record["validation"] == "holdout-0.1"
+    wrong = [frame[columns].to_numpy().argmax(1) != frame["label"].to_numpy() for frame in (tiny, other)]
+    assert record["missed_by_all"] == int((wrong[0] & wrong[1]).sum()) <= min(wrong[0].sum(), wrong[1].sum())
     row = next(row for row in leaderboard.read_rows(paths.leaderboard) if row["experiment"] == name)
     assert row["preset"] == "ensemble" and float(row["score"]) == pytest.approx(record["score"], abs=1e-5)
     assert row["local_key_score"]  # the sample's answer key scores the submission too

@@ -305,6 +305,10 @@ def cmd_ensemble(args) -> int:
             f"ensemble {name}: accuracy {say_score(result.score, result.validation_rows)} on the shared validation rows "
             f"({result.validation})"
         )
+        say(
+            f"  {result.missed_by_all} of those rows every member gets wrong: no weighting of these experiments "
+            "fixes them"
+        )
     for note in result.notes:
         say(f"note: {note}")
     say(f"submission: {result.submission}")

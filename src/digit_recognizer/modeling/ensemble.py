@@ -35,6 +35,7 @@ class EnsembleResult:
     validation_rows: int
     score: float | None  # accuracy of the averaged probabilities on the shared validation rows
     member_scores: dict[str, float]  # each member's accuracy on the same rows
+    missed_by_all: int | None  # shared rows every member gets wrong: no weighting of these members fixes them
     finished: str
     probabilities: np.ndarray
     submission: Path
@@ -122,7 +123,7 @@ def ensemble_experiments(
             )
 
     rows = shared_rows(validations)
-    member_scores, score = {}, None
+    member_scores, score, missed_by_all = {}, None, None
     if len(rows):
         shared = [validation.take(rows) for validation in validations]
         if any(not np.array_equal(member.labels, shared[0].labels) for member in shared[1:]):
@@ -135,6 +136,7 @@ def ensemble_experiments(
             experiment: float((member.probabilities.argmax(1) == member.labels).mean())
             for experiment, member in zip(experiments, shared)
         }
+        missed_by_all = int(np.logical_and.reduce([member.predictions != member.labels for member in shared]).sum())
     else:
         notes.append(
             "the experiments share no validation rows (different seeds or splits), so the ensemble has no score"
@@ -164,6 +166,7 @@ def ensemble_experiments(
                 "validation_rows": int(len(rows)),
                 "score": score,
                 "member_scores": member_scores,
+                "missed_by_all": missed_by_all,
                 "notes": notes,
                 "finished": finished,
             },
@@ -176,6 +179,7 @@ def ensemble_experiments(
         int(len(rows)),
         score,
         member_scores,
+        missed_by_all,
         finished,
         probabilities,
         submission,
