@@ -41,7 +41,7 @@ def _oof(paths: Paths, experiment: str) -> pd.DataFrame:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("weights, expected", [(None, (0.5, 0.5)), ("3,1", (0.75, 0.25))])
-def test_ensemble_averages_probabilities_and_scores_the_shared_holdout(two_experiments, weights, expected):
+def test_ensemble_averages_probabilities_and_scores_the_shared_holdout(two_experiments, weights, expected, capsys):
     # the ensemble's test probabilities are the weighted mean of its members' (the unpredicted member is
     # predicted on the way), its submission is their argmax, and its score is the accuracy of the weighted
     # mean of the members' validation probabilities on the holdout rows they share
@@ -63,6 +63,7 @@ def test_ensemble_averages_probabilities_and_scores_the_shared_holdout(two_exper
     assert record["validation_rows"] == len(tiny) and record["validation"] == "holdout-0.1"
     wrong = [frame[columns].to_numpy().argmax(1) != frame["label"].to_numpy() for frame in (tiny, other)]
     assert record["missed_by_all"] == int((wrong[0] & wrong[1]).sum()) <= min(wrong[0].sum(), wrong[1].sum())
+    assert f"{record['missed_by_all']} of those rows every member gets wrong" in capsys.readouterr().out
     row = next(row for row in leaderboard.read_rows(paths.leaderboard) if row["experiment"] == name)
     assert row["preset"] == "ensemble" and float(row["score"]) == pytest.approx(record["score"], abs=1e-5)
     assert row["local_key_score"]  # the sample's answer key scores the submission too
