@@ -132,10 +132,7 @@ def ensemble_experiments(
             )
         average = sum(weight * member.probabilities for weight, member in zip(member_weights, shared))
         score = float((average.argmax(1) == shared[0].labels).mean())
-        member_scores = {
-            experiment: float((member.probabilities.argmax(1) == member.labels).mean())
-            for experiment, member in zip(experiments, shared)
-        }
+        member_scores = {experiment: member.accuracy for experiment, member in zip(experiments, shared)}
         missed_by_all = int(np.logical_and.reduce([member.predictions != member.labels for member in shared]).sum())
     else:
         notes.append(
